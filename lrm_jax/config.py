@@ -1,0 +1,172 @@
+"""Typed, frozen configuration schema and its YAML/override loader.
+
+Conventions:
+- Defaults live only in the dataclasses below. YAML files in `configs/` hold only what differs
+  from them; `--set a.b=value` overrides (values parsed as YAML scalars) are applied last.
+- Every section validates itself in `__post_init__`, so a bad value fails at load time with the
+  name of the field, not deep inside a jitted function.
+- `to_dict` / `from_dict` round-trip exactly; the resolved dict is what checkpoints store.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A config file, key or value is invalid. The message names the key."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """GPT-2 shape. Field names follow Hugging Face's GPT2Config so import is a table."""
+
+    vocab_size: int = 512
+    n_positions: int = 256
+    n_embd: int = 128
+    n_layer: int = 2
+    n_head: int = 4
+    layer_norm_epsilon: float = 1e-5
+    # Compute dtype: "float32" (default, exact) or "bfloat16" (accelerators). Params stay fp32.
+    dtype: str = "float32"
+    init_std: float = 0.02
+
+    def __post_init__(self):
+        for name in ("vocab_size", "n_positions", "n_embd", "n_layer", "n_head"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"model.{name} must be positive, got {getattr(self, name)}")
+        if self.n_embd % self.n_head:
+            raise ConfigError(
+                f"model.n_embd ({self.n_embd}) must be divisible by model.n_head ({self.n_head})"
+            )
+        if self.dtype not in ("float32", "bfloat16"):
+            raise ConfigError(f"model.dtype must be 'float32' or 'bfloat16', got {self.dtype!r}")
+
+    @property
+    def head_dim(self) -> int:
+        return self.n_embd // self.n_head
+
+
+def _field_types(cls) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _coerce(value: Any, type_: Any, key: str) -> Any:
+    """Converts a YAML value to the annotated field type, or raises ConfigError naming `key`."""
+    origin = typing.get_origin(type_)
+    if dataclasses.is_dataclass(type_):
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{key} must be a mapping, got {type(value).__name__}")
+        return from_dict(type_, value, prefix=key + ".")
+    if origin is typing.Union or str(origin) == "types.UnionType":
+        args = typing.get_args(type_)
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(value, inner[0], key)
+    if origin in (tuple, Sequence, list):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key} must be a list, got {value!r}")
+        args = typing.get_args(type_)
+        elem = args[0] if args else Any
+        return tuple(_coerce(v, elem, f"{key}[{i}]") for i, v in enumerate(value))
+    if type_ is Any:
+        return value
+    if type_ is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if type_ is float and isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    if type_ in (int, float, str, bool) and not (
+        isinstance(value, type_) and not (type_ is int and isinstance(value, bool))
+    ):
+        raise ConfigError(f"{key} must be {type_.__name__}, got {value!r}")
+    return value
+
+
+def from_dict(cls, data: Mapping[str, Any], prefix: str = ""):
+    """Builds dataclass `cls` from a (partial) mapping; unknown keys are errors."""
+    types = _field_types(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(
+            f"unknown config key(s) {', '.join(prefix + k for k in unknown)}; "
+            f"valid keys under {prefix or 'top level'}: {', '.join(sorted(known))}"
+        )
+    kwargs = {k: _coerce(v, types[k], prefix + k) for k, v in data.items()}
+    return cls(**kwargs)
+
+
+def to_dict(cfg) -> dict[str, Any]:
+    """Plain nested dict (tuples as lists) suitable for YAML/JSON."""
+
+    def conv(v):
+        if dataclasses.is_dataclass(v):
+            return {f.name: conv(getattr(v, f.name)) for f in dataclasses.fields(v)}
+        if isinstance(v, tuple):
+            return [conv(x) for x in v]
+        return v
+
+    return conv(cfg)
+
+
+def _set_dotted(tree: dict, dotted: str, value: Any) -> None:
+    parts = dotted.split(".")
+    node = tree
+    for p in parts[:-1]:
+        node = node.setdefault(p, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"--set {dotted}: {p} is not a section")
+    node[parts[-1]] = value
+
+
+def parse_overrides(overrides: Sequence[str]) -> dict[str, Any]:
+    """`["a.b=3", "c=x"]` -> nested dict. Values are parsed as YAML scalars ("1e-4" -> float)."""
+    tree: dict[str, Any] = {}
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"--set expects key=value, got {item!r}")
+        key, raw = item.split("=", 1)
+        value = yaml.safe_load(raw) if raw != "" else ""
+        _set_dotted(tree, key.strip(), value)
+    return tree
+
+
+def merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in update.items():
+        if isinstance(v, Mapping) and isinstance(out.get(k), Mapping):
+            out[k] = merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def load(cls, path: str | Path | None = None, overrides: Sequence[str] = ()):
+    """Defaults <- YAML file (differences only) <- `--set` overrides, validated."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.exists():
+            raise ConfigError(f"config file not found: {path}")
+        try:
+            loaded = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{path}: invalid YAML: {e}") from e
+        if not isinstance(loaded, Mapping):
+            raise ConfigError(f"{path}: top level must be a mapping")
+        data = dict(loaded)
+    data = merge(data, parse_overrides(overrides))
+    try:
+        return from_dict(cls, data)
+    except ConfigError as e:
+        where = f"{path}: " if path is not None else ""
+        raise ConfigError(f"{where}{e}") from None

@@ -1,0 +1,137 @@
+"""ProsQA-style DAG reachability questions (COCONUT paper, App. A.2, Algorithm 1).
+
+Nodes 0 and 1 are seeds. Each new node draws Poisson(`mean_parents`) parents, with probability
+`p_avoid` each restricted to nodes outside node 1's (resp. node 0's) descendants, sampled with
+weight 1.5*depth + 1 so deep chains are favoured; labels propagate by bitwise OR (1: reachable
+from node 0, 2: from node 1). Parentless nodes are people, the others concepts. The question
+asks whether the root (node 0, or node 1 with the labels swapped) is a target leaf (reachable
+from it only) or a distractor leaf (reachable from the other seed only). Steps are the edges of
+one shortest path; graphs whose shortest path falls outside [min_path, max_path] are redrawn.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+
+import numpy as np
+
+from lrm_jax.data.generators.names import CONCEPTS, PEOPLE
+from lrm_jax.data.records import Graph, Record
+
+
+@dataclasses.dataclass(frozen=True)
+class ProsQAConfig:
+    min_nodes: int = 18  # the paper's graphs: 23 nodes, 36 edges on average
+    max_nodes: int = 28
+    mean_parents: float = 1.5
+    p_avoid: float = 0.35
+    min_path: int = 3
+    max_path: int = 6
+    max_tries: int = 1000
+
+    def __post_init__(self):
+        if not 4 <= self.min_nodes <= self.max_nodes:
+            raise ValueError("prosqa: need 4 <= min_nodes <= max_nodes")
+        if self.max_nodes > len(CONCEPTS) + len(PEOPLE):
+            raise ValueError(f"prosqa: max_nodes is limited to {len(CONCEPTS) + len(PEOPLE)} names")
+        if not 1 <= self.min_path <= self.max_path:
+            raise ValueError("prosqa: need 1 <= min_path <= max_path")
+
+
+def _shortest_path(edges_out, src, dst):
+    prev = {src: None}
+    queue = collections.deque([src])
+    while queue:
+        u = queue.popleft()
+        if u == dst:
+            path = [u]
+            while prev[path[-1]] is not None:
+                path.append(prev[path[-1]])
+            return path[::-1]
+        for v in edges_out[u]:
+            if v not in prev:
+                prev[v] = u
+                queue.append(v)
+    return None
+
+
+def _draw_graph(cfg: ProsQAConfig, rng: np.random.Generator):
+    n = int(rng.integers(cfg.min_nodes, cfg.max_nodes + 1))
+    label = [1, 2] + [0] * (n - 2)
+    depth = [0] * n
+    edges = []
+    for j in range(2, n):
+        k = int(rng.poisson(cfg.mean_parents))
+        u = rng.random()
+        if u < cfg.p_avoid:
+            pool = [i for i in range(j) if not label[i] & 2]
+        elif u < 2 * cfg.p_avoid:
+            pool = [i for i in range(j) if not label[i] & 1]
+        else:
+            pool = list(range(j))
+        k = min(k, len(pool))
+        if k:
+            w = np.array([1.5 * depth[i] + 1 for i in pool])
+            parents = rng.choice(pool, size=k, replace=False, p=w / w.sum())
+            for i in parents:
+                edges.append((int(i), j))
+                label[j] |= label[i]
+                depth[j] = max(depth[j], depth[i] + 1)
+    return n, edges, label
+
+
+def _one(cfg: ProsQAConfig, rng: np.random.Generator) -> Record | None:
+    n, edges, label = _draw_graph(cfg, rng)
+    has_parent = {j for _, j in edges}
+    has_child = {i for i, _ in edges}
+    leaves = [v for v in range(2, n) if v not in has_child and v in has_parent]
+    root = int(rng.integers(2))
+    own, other = (1, 2) if root == 0 else (2, 1)
+    targets = [v for v in leaves if label[v] == own]
+    negs = [v for v in leaves if label[v] == other]
+    if not targets or not negs:
+        return None
+    target, neg = int(rng.choice(targets)), int(rng.choice(negs))
+    edges_out = collections.defaultdict(list)
+    for i, j in edges:
+        edges_out[i].append(j)
+    path = _shortest_path(edges_out, root, target)
+    if path is None or not cfg.min_path <= len(path) - 1 <= cfg.max_path:
+        return None
+    people = [v for v in range(n) if v not in has_parent]
+    person_names = rng.permutation(PEOPLE)[: len(people)]
+    concept_names = rng.permutation(CONCEPTS)[: n - len(people)]
+    names, pi, ci = [None] * n, 0, 0
+    for v in range(n):
+        if v in people:
+            names[v], pi = str(person_names[pi]), pi + 1
+        else:
+            names[v], ci = str(concept_names[ci]), ci + 1
+
+    def sentence(i, j):
+        return f"{names[i]} is a {names[j]}." if i in people else f"Every {names[i]} is a {names[j]}."
+
+    order = rng.permutation(len(edges))
+    options = [names[target], names[neg]]
+    if rng.random() < 0.5:
+        options.reverse()
+    question = " ".join(sentence(*edges[k]) for k in order)
+    question += f" Is {names[root]} a {options[0]} or {options[1]}?"
+    steps = tuple(sentence(path[k], path[k + 1]) for k in range(len(path) - 1))
+    graph = Graph(tuple(names), tuple(edges), root, target, neg)
+    return Record(question, steps, f"{names[root]} is a {names[target]}.", graph)
+
+
+def generate_prosqa(cfg: ProsQAConfig, n: int, seed: int) -> list[Record]:
+    rng = np.random.default_rng(seed)
+    out = []
+    while len(out) < n:
+        for _ in range(cfg.max_tries):
+            rec = _one(cfg, rng)
+            if rec is not None:
+                out.append(rec)
+                break
+        else:
+            raise RuntimeError(f"prosqa: no valid graph in {cfg.max_tries} tries; loosen {cfg}")
+    return out

@@ -1,0 +1,47 @@
+"""Static-shape KV cache.
+
+One write index is shared by the whole batch: prompts are left-padded so that every row's next
+token lands in the same column, which keeps every shape static under jit and `lax.scan`. Which
+slots a row may attend is the caller's attention mask, not the cache's business.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class KVCache:
+    k: jax.Array  # LxBxSxHxK
+    v: jax.Array  # LxBxSxHxK
+    index: jax.Array  # int32 scalar: the slot the next token is written to
+
+    @classmethod
+    def zeros(cls, n_layer, batch, max_len, n_head, head_dim, dtype=jnp.float32) -> "KVCache":
+        shape = (n_layer, batch, max_len, n_head, head_dim)
+        return cls(jnp.zeros(shape, dtype), jnp.zeros(shape, dtype), jnp.zeros((), jnp.int32))
+
+    @property
+    def max_len(self) -> int:
+        return self.k.shape[2]
+
+    def write(self, layer: int, k_BxTxHxK: jax.Array, v_BxTxHxK: jax.Array) -> "KVCache":
+        at = (0, self.index, 0, 0)
+        k = self.k.at[layer].set(
+            jax.lax.dynamic_update_slice(self.k[layer], k_BxTxHxK.astype(self.k.dtype), at)
+        )
+        v = self.v.at[layer].set(
+            jax.lax.dynamic_update_slice(self.v[layer], v_BxTxHxK.astype(self.v.dtype), at)
+        )
+        return dataclasses.replace(self, k=k, v=v)
+
+    def advance(self, n: int) -> "KVCache":
+        return dataclasses.replace(self, index=self.index + n)
+
+    def truncate(self, index) -> "KVCache":
+        """Rewinds the write index; later slots are overwritten by the next writes."""
+        return dataclasses.replace(self, index=jnp.asarray(index, jnp.int32))

@@ -1,0 +1,177 @@
+"""GPT-2 in Flax NNX that runs on embeddings and exposes every layer's residual stream.
+
+Conventions:
+- The model API is three pure pieces: `embed(ids)` (token embedding only), `forward(x, positions,
+  attention_mask, cache)` on input embeddings (it adds the position embedding), and
+  `unembed(h)` = final LayerNorm then the tied token embedding. A latent loop feeds
+  `final_norm(h)` back as the next input embedding, exactly as COCONUT does with HF's
+  post-`ln_f` hidden state.
+- Positions and attention masks are explicit. `attention_mask_BxS` marks which key slots may be
+  attended (1) across the whole key range: the new tokens alone without a cache, or all S cache
+  slots with one. Causality is by slot index, independent of the position ids, so a slot can be
+  removed by masking it and shifting the later positions.
+- Parameter names follow GPT-2 (`wte`, `wpe`, `h.{i}.attn.c_attn`, `ln_f`, ...) so Hugging Face
+  import/export is a name table (`lrm_jax.model.hf_io`).
+- Shape suffixes: B batch, T new tokens, S key slots, D model width, H heads, K head dim,
+  L layers, V vocab.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from lrm_jax.config import ModelConfig
+from lrm_jax.model.cache import KVCache
+
+
+class ForwardOutput(NamedTuple):
+    h: jax.Array  # BxTxD residual stream after the last block (before ln_f)
+    layers: jax.Array | None  # (L+1)xBxTxD: embedding output, then after each block
+    cache: KVCache | None
+
+
+def _dtype(cfg: ModelConfig):
+    return jnp.bfloat16 if cfg.dtype == "bfloat16" else jnp.float32
+
+
+class Attention(nnx.Module):
+    def __init__(self, cfg: ModelConfig, *, rngs: nnx.Rngs):
+        init = nnx.initializers.normal(cfg.init_std)
+        proj_init = nnx.initializers.normal(cfg.init_std / math.sqrt(2 * cfg.n_layer))
+        dt = _dtype(cfg)
+        self.n_head = cfg.n_head
+        self.c_attn = nnx.Linear(cfg.n_embd, 3 * cfg.n_embd, kernel_init=init, dtype=dt, rngs=rngs)
+        self.c_proj = nnx.Linear(cfg.n_embd, cfg.n_embd, kernel_init=proj_init, dtype=dt, rngs=rngs)
+
+    def __call__(self, x_BxTxD, allowed_BxTxS, layer: int, cache: KVCache | None):
+        B, T, D = x_BxTxD.shape
+        K = D // self.n_head
+        qkv = self.c_attn(x_BxTxD).reshape(B, T, 3, self.n_head, K)
+        q_BxTxHxK, k_BxTxHxK, v_BxTxHxK = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
+        if cache is not None:
+            cache = cache.write(layer, k_BxTxHxK, v_BxTxHxK)
+            k_BxSxHxK, v_BxSxHxK = cache.k[layer], cache.v[layer]
+        else:
+            k_BxSxHxK, v_BxSxHxK = k_BxTxHxK, v_BxTxHxK
+        # Scores and softmax in fp32 whatever the compute dtype.
+        scores_BxHxTxS = jnp.einsum(
+            "bthk,bshk->bhts", q_BxTxHxK, k_BxSxHxK, preferred_element_type=jnp.float32
+        ) / math.sqrt(K)
+        scores_BxHxTxS = jnp.where(allowed_BxTxS[:, None], scores_BxHxTxS, -1e30)
+        probs_BxHxTxS = jax.nn.softmax(scores_BxHxTxS, axis=-1).astype(v_BxSxHxK.dtype)
+        out_BxTxHxK = jnp.einsum("bhts,bshk->bthk", probs_BxHxTxS, v_BxSxHxK)
+        return self.c_proj(out_BxTxHxK.reshape(B, T, D)), cache
+
+
+class MLP(nnx.Module):
+    def __init__(self, cfg: ModelConfig, *, rngs: nnx.Rngs):
+        init = nnx.initializers.normal(cfg.init_std)
+        proj_init = nnx.initializers.normal(cfg.init_std / math.sqrt(2 * cfg.n_layer))
+        dt = _dtype(cfg)
+        self.c_fc = nnx.Linear(cfg.n_embd, 4 * cfg.n_embd, kernel_init=init, dtype=dt, rngs=rngs)
+        self.c_proj = nnx.Linear(4 * cfg.n_embd, cfg.n_embd, kernel_init=proj_init, dtype=dt, rngs=rngs)
+
+    def __call__(self, x):
+        # GPT-2 uses the tanh approximation ("gelu_new").
+        return self.c_proj(jax.nn.gelu(self.c_fc(x), approximate=True))
+
+
+class Block(nnx.Module):
+    def __init__(self, cfg: ModelConfig, *, rngs: nnx.Rngs):
+        dt = _dtype(cfg)
+        self.ln_1 = nnx.LayerNorm(cfg.n_embd, epsilon=cfg.layer_norm_epsilon, dtype=dt, rngs=rngs)
+        self.attn = Attention(cfg, rngs=rngs)
+        self.ln_2 = nnx.LayerNorm(cfg.n_embd, epsilon=cfg.layer_norm_epsilon, dtype=dt, rngs=rngs)
+        self.mlp = MLP(cfg, rngs=rngs)
+
+    def __call__(self, x, allowed_BxTxS, layer: int, cache: KVCache | None):
+        a, cache = self.attn(self.ln_1(x), allowed_BxTxS, layer, cache)
+        x = x + a
+        x = x + self.mlp(self.ln_2(x))
+        return x, cache
+
+
+class GPT2(nnx.Module):
+    def __init__(self, cfg: ModelConfig, *, rngs: nnx.Rngs):
+        self.cfg = cfg
+        init = nnx.initializers.normal(cfg.init_std)
+        dt = _dtype(cfg)
+        self.wte = nnx.Embed(cfg.vocab_size, cfg.n_embd, embedding_init=init, dtype=dt, rngs=rngs)
+        self.wpe = nnx.Embed(cfg.n_positions, cfg.n_embd, embedding_init=init, dtype=dt, rngs=rngs)
+        self.h = nnx.List([Block(cfg, rngs=rngs) for _ in range(cfg.n_layer)])
+        self.ln_f = nnx.LayerNorm(cfg.n_embd, epsilon=cfg.layer_norm_epsilon, dtype=dt, rngs=rngs)
+
+    def embed(self, ids_BxT: jax.Array) -> jax.Array:
+        """Token embeddings only; `forward` adds the position embedding."""
+        return self.wte(ids_BxT)
+
+    def forward(
+        self,
+        x_BxTxD: jax.Array,
+        positions_BxT: jax.Array,
+        attention_mask_BxS: jax.Array,
+        cache: KVCache | None = None,
+        *,
+        return_layers: bool = False,
+    ) -> ForwardOutput:
+        """Runs the blocks on input embeddings.
+
+        Without a cache, S == T. With one, the T new tokens are written at slots
+        [cache.index, cache.index + T) and attend to every earlier slot allowed by the mask.
+        """
+        B, T, _ = x_BxTxD.shape
+        start = 0 if cache is None else cache.index
+        query_slot_T = start + jnp.arange(T)
+        S = attention_mask_BxS.shape[1]
+        causal_TxS = jnp.arange(S)[None, :] <= query_slot_T[:, None]
+        allowed_BxTxS = causal_TxS[None] & attention_mask_BxS[:, None, :].astype(bool)
+        x = x_BxTxD + self.wpe(positions_BxT)
+        layers = [x] if return_layers else None
+        for layer, block in enumerate(self.h):
+            x, cache = block(x, allowed_BxTxS, layer, cache)
+            if return_layers:
+                layers.append(x)
+        if cache is not None:
+            cache = cache.advance(T)
+        return ForwardOutput(x, jnp.stack(layers) if return_layers else None, cache)
+
+    def final_norm(self, h: jax.Array) -> jax.Array:
+        return self.ln_f(h)
+
+    def unembed(self, h: jax.Array) -> jax.Array:
+        """Final LayerNorm then the tied token embedding; logits in fp32."""
+        return self.wte.attend(self.ln_f(h)).astype(jnp.float32)
+
+    def new_cache(self, batch: int, max_len: int) -> KVCache:
+        cfg = self.cfg
+        return KVCache.zeros(
+            cfg.n_layer, batch, max_len, cfg.n_head, cfg.head_dim, dtype=_dtype(cfg)
+        )
+
+    def __call__(self, ids_BxT, positions_BxT=None, attention_mask_BxT=None):
+        """Convenience full-sequence LM call: ids -> logits."""
+        B, T = ids_BxT.shape
+        if attention_mask_BxT is None:
+            attention_mask_BxT = jnp.ones((B, T), jnp.int32)
+        if positions_BxT is None:
+            positions_BxT = positions_from_mask(attention_mask_BxT)
+        out = self.forward(self.embed(ids_BxT), positions_BxT, attention_mask_BxT)
+        return self.unembed(out.h)
+
+
+def positions_from_mask(mask_BxT: jax.Array) -> jax.Array:
+    """Position ids that skip padding: real tokens get 0..n-1, pads get 0 (as in HF/COCONUT)."""
+    return jnp.maximum(jnp.cumsum(mask_BxT.astype(jnp.int32), axis=1) - 1, 0)
+
+
+def init_model(cfg: ModelConfig, seed: int = 0) -> GPT2:
+    return GPT2(cfg, rngs=nnx.Rngs(seed))
+
+
+def count_params(model: nnx.Module) -> int:
+    return sum(x.size for x in jax.tree.leaves(nnx.state(model, nnx.Param)))

@@ -1,0 +1,34 @@
+"""Config schema: YAML diffs, --set overrides and validation errors that name the key."""
+
+import pytest
+
+from lrm_jax.config import ConfigError, ModelConfig, load, to_dict, from_dict
+
+
+def test_yaml_diff_and_overrides(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("n_layer: 3\nn_embd: 64\n")
+    cfg = load(ModelConfig, p, ["n_head=8", "layer_norm_epsilon=1e-6"])
+    assert (cfg.n_layer, cfg.n_embd, cfg.n_head, cfg.layer_norm_epsilon) == (3, 64, 8, 1e-6)
+    assert cfg.vocab_size == ModelConfig().vocab_size
+    assert from_dict(ModelConfig, to_dict(cfg)) == cfg
+
+
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        (["n_layers=3"], "unknown config key.*n_layers"),
+        (["n_embd=30"], "divisible"),
+        (["n_layer=two"], "n_layer must be int"),
+        (["dtype=float16"], "dtype"),
+        (["n_layer"], "key=value"),
+    ],
+)
+def test_bad_values_are_clear_errors(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        load(ModelConfig, None, overrides)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load(ModelConfig, tmp_path / "nope.yaml")

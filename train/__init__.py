@@ -1,0 +1,1 @@
+"""Thin entry points: parse arguments, build configs, call the library."""
