@@ -16,6 +16,7 @@ INSTALL_REQUIRES = [
     "grain==0.2.18",
     "array_record==0.8.6",
     "tensorflow-datasets==4.9.10",
+    "importlib_resources==7.1.0",  # tfds needs it at build time but does not declare it
     "pyyaml>=6.0",
     "tqdm>=4.66",
     "matplotlib>=3.8",

@@ -1,0 +1,94 @@
+"""The continuous-thought loop (COCONUT, CODI) with static shapes, a KV cache and `lax.scan`.
+
+Layout of a batch (every row, thanks to left padding):
+
+    columns [0, P)       question ... <start-latent>     (left-padded; P = `n_prefix`)
+    columns [P, P+Z)     Z latent slots                   (Z = `n_latent`, static)
+    columns [P+Z, T)     <end-latent>, remaining steps, answer, right padding
+
+One pass fills the prefix into the cache; a `lax.scan` then computes the Z latent slots one at a
+time, each slot's input embedding being `feedback(h)` of the previous position's last hidden
+state (COCONUT: the final LayerNorm, as HF's post-`ln_f` hidden state; CODI: LayerNorm then the
+projection MLP); a last pass runs the rest of the sequence. Gradients flow through every
+thought. A row that uses fewer than Z thoughts masks its unused slots (attention mask 0) and the
+position ids skip them, which equals running that row's shorter sequence.
+
+Interventions on thoughts are an explicit argument (`intervene(z, x_BxD) -> x_BxD`, applied to
+the input of latent slot z), never state stored on the model.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from lrm_jax.model.gpt2 import GPT2, positions_from_mask
+
+Feedback = Callable[[jax.Array], jax.Array]  # last hidden state BxD -> next input embedding BxD
+Intervene = Callable[[jax.Array, jax.Array], jax.Array]  # (z, x_BxD) -> x_BxD
+
+
+class LatentOutput(NamedTuple):
+    h: jax.Array  # BxTxD residual stream after the last block, every column
+    thoughts: jax.Array  # BxZxD the input embeddings fed into the latent slots
+    layers: jax.Array | None  # (L+1)xBxTxD when asked
+
+
+def coconut_feedback(model: GPT2) -> Feedback:
+    return model.final_norm
+
+
+def latent_forward(
+    model: GPT2,
+    ids_BxT: jax.Array,
+    mask_BxT: jax.Array,
+    *,
+    n_prefix: int,
+    n_latent: int,
+    feedback: Feedback | None = None,
+    positions_BxT: jax.Array | None = None,
+    intervene: Intervene | None = None,
+    return_layers: bool = False,
+) -> LatentOutput:
+    """Runs a batch whose columns [n_prefix, n_prefix + n_latent) are continuous thoughts.
+
+    `ids_BxT` at the latent columns are ignored (their embeddings are replaced).
+    """
+    B, T = ids_BxT.shape
+    P, Z = n_prefix, n_latent
+    if not 0 < P and P + Z <= T:
+        raise ValueError(f"latent layout needs 0 < n_prefix and n_prefix + n_latent <= T, got {P}, {Z}, {T}")
+    feedback = coconut_feedback(model) if feedback is None else feedback
+    mask_BxT = mask_BxT.astype(jnp.int32)
+    if positions_BxT is None:
+        positions_BxT = positions_from_mask(mask_BxT)
+    x_BxTxD = model.embed(ids_BxT)
+    cache = model.new_cache(B, T)
+
+    pre = model.forward(x_BxTxD[:, :P], positions_BxT[:, :P], mask_BxT, cache, return_layers=return_layers)
+
+    def step(carry, z):
+        cache, h_prev_BxD = carry
+        x_BxD = feedback(h_prev_BxD)
+        if intervene is not None:
+            x_BxD = intervene(z, x_BxD)
+        out = model.forward(
+            x_BxD[:, None], jax.lax.dynamic_slice_in_dim(positions_BxT, P + z, 1, axis=1),
+            mask_BxT, cache, return_layers=return_layers,
+        )
+        h_BxD = out.h[:, 0]
+        ys = (h_BxD, x_BxD, out.layers[:, :, 0] if return_layers else None)
+        return (out.cache, h_BxD), ys
+
+    (cache, _), (h_ZxBxD, x_ZxBxD, layers_Zx) = jax.lax.scan(
+        step, (pre.cache, pre.h[:, -1]), jnp.arange(Z)
+    )
+    rest = model.forward(x_BxTxD[:, P + Z :], positions_BxT[:, P + Z :], mask_BxT, cache, return_layers=return_layers)
+
+    h = jnp.concatenate([pre.h, h_ZxBxD.transpose(1, 0, 2), rest.h], axis=1)
+    layers = None
+    if return_layers:
+        layers = jnp.concatenate([pre.layers, layers_Zx.transpose(1, 2, 0, 3), rest.layers], axis=2)
+    return LatentOutput(h, x_ZxBxD.transpose(1, 0, 2), layers)

@@ -1,0 +1,87 @@
+"""Continuous-thought forward: equals the slow n+1-pass algorithm, in outputs and gradients."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from lrm_jax.model.gpt2 import positions_from_mask
+from lrm_jax.model.latent import latent_forward
+
+
+def slow_unrolled(model, ids, mask, P, Z):
+    """COCONUT's reference algorithm: a full forward pass per thought, then one more."""
+    mask = mask.astype(jnp.int32)
+    pos = positions_from_mask(mask)
+    x = model.embed(ids)
+    for z in range(Z):
+        h = model.forward(x, pos, mask).h
+        x = x.at[:, P + z].set(model.final_norm(h[:, P + z - 1]))
+    return model.forward(x, pos, mask).h
+
+
+@pytest.fixture(scope="module")
+def batch():
+    rng = np.random.RandomState(0)
+    B, T, P, Z = 3, 14, 6, 3
+    ids = rng.randint(0, 97, (B, T))
+    mask = np.ones((B, T), np.int32)
+    mask[1, :2] = 0  # left padding
+    mask[2, P + 2] = 0  # row 2 uses 2 of the 3 thoughts
+    mask[0, -2:] = 0  # right padding
+    return jnp.asarray(ids), jnp.asarray(mask), P, Z
+
+
+def test_latent_forward_equals_unrolled(tiny_model, batch):
+    ids, mask, P, Z = batch
+    fast = latent_forward(tiny_model, ids, mask, n_prefix=P, n_latent=Z)
+    slow = slow_unrolled(tiny_model, ids, mask, P, Z)
+    real = np.asarray(mask).astype(bool)
+    np.testing.assert_allclose(np.asarray(fast.h)[real], np.asarray(slow)[real], atol=1e-5)
+
+
+def test_latent_gradients_equal_unrolled(tiny_model, batch):
+    ids, mask, P, Z = batch
+    real = mask.astype(jnp.float32)
+    variants = {
+        "fast": lambda m: latent_forward(m, ids, mask, n_prefix=P, n_latent=Z).h,
+        "slow": lambda m: slow_unrolled(m, ids, mask, P, Z),
+        # Thoughts computed but their gradient cut: must differ, or nothing flows through them.
+        "cut": lambda m: latent_forward(
+            m, ids, mask, n_prefix=P, n_latent=Z,
+            feedback=lambda h: jax.lax.stop_gradient(m.final_norm(h)),
+        ).h,
+    }
+
+    @nnx.jit(static_argnames="which")
+    def grads(model, which):
+        def loss(model):
+            return jnp.sum(jnp.tanh(model.unembed(variants[which](model))).mean(-1) * real)
+
+        return nnx.grad(loss)(model)
+
+    fast, slow, cut = (jax.tree.leaves(grads(tiny_model, which=k)) for k in variants)
+    for a, b in zip(fast, slow):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-5)
+    assert max(float(jnp.abs(a - b).max()) for a, b in zip(fast, cut)) > 1e-6
+
+
+def test_unused_thought_slot_equals_shorter_sequence(tiny_model, batch):
+    ids, mask, P, Z = batch
+    out = np.asarray(latent_forward(tiny_model, ids, mask, n_prefix=P, n_latent=Z).h)
+    # Row 2 with slot P+2 masked == the same row with 2 latent slots only.
+    keep = [i for i in range(ids.shape[1]) if i != P + 2]
+    short = latent_forward(tiny_model, ids[2:3, keep], mask[2:3, keep], n_prefix=P, n_latent=2)
+    np.testing.assert_allclose(out[2, keep], np.asarray(short.h)[0], atol=1e-5)
+
+
+def test_layers_and_intervention(tiny_model, batch, tiny_cfg):
+    ids, mask, P, Z = batch
+    out = latent_forward(tiny_model, ids, mask, n_prefix=P, n_latent=Z, return_layers=True)
+    assert out.layers.shape == (tiny_cfg.n_layer + 1, 3, ids.shape[1], tiny_cfg.n_embd)
+    np.testing.assert_allclose(np.asarray(out.layers[-1]), np.asarray(out.h), atol=1e-6)
+    zeroed = latent_forward(tiny_model, ids, mask, n_prefix=P, n_latent=Z, intervene=lambda z, x: jnp.zeros_like(x))
+    assert float(jnp.abs(zeroed.thoughts).max()) == 0.0
+    np.testing.assert_allclose(np.asarray(zeroed.h[:, :P]), np.asarray(out.h[:, :P]), atol=1e-6)
+    assert float(jnp.abs(zeroed.h[:, P:] - out.h[:, P:]).max()) > 1e-4
