@@ -17,6 +17,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from lrm_jax.data.generators import ArithConfig, ProntoQAConfig, ProsQAConfig, GENERATORS
+from lrm_jax.data.layout import sequence_texts
 from lrm_jax.data.loaders import save_records
 from lrm_jax.tokenizer import WordTokenizer
 from lrm_jax.traces import check_record
@@ -50,7 +51,7 @@ def main(argv=None) -> int:
                 check_record(r).ok for r in tqdm(records, desc=f"{task}/{split} check", leave=False)
             )
             save_records(records, out / "data" / f"{task}_{split}.json")
-            texts += [t for r in records for t in (r.question, *r.steps, r.answer)]
+            texts += [t for r in records for t in sequence_texts(r)]
             lines.append(f"| {task} | {split} | {n} | {verdicts[True]}/{n} |")
         tok = WordTokenizer.build(texts)
         tok.save(out / "tokenizers" / task)

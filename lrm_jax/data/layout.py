@@ -1,0 +1,149 @@
+"""Curriculum sequences in one static layout, so no stage change ever recompiles.
+
+Every example, whatever the method and stage, is laid out in fixed columns:
+
+    [0, P)        left pad, question, then the start marker in column P-1
+    [P, P+Z)      Z thought slots; a row using n < Z thoughts masks slots n..Z-1
+    [P+Z, T)      end marker, the remaining language steps, "###", answer, <eos>, right pad
+
+P = `max_question_len` + 1, Z = `max_latent_stage * c_thought`, T = P + Z + `max_rest_len`.
+Positions skip masked columns (`positions_from_mask`), so a row equals its unpadded sequence.
+The loss mask covers only the remaining steps, the answer and <eos> (COCONUT: never the
+question, the markers or the thoughts). Methods:
+
+- `coconut`: stage k replaces the first k steps by k*c thoughts (COCONUT's rules, below).
+- `pause`: the same sequence with a learned `<pause>` token in each used slot (one pass).
+- `cot`: every step in language, no thought used. `nocot`: no steps and no thought.
+
+COCONUT's stage rules (`get_cot_latent_dataset` in the reference): with probability
+`uniform_prob` the stage is drawn uniformly from 0..#steps; beyond `max_latent_stage` all steps
+are dropped and the thoughts are max_latent_stage*c (`pad_latent_to_max`) or
+min(#steps, max_latent_stage)*c; otherwise stage k drops k steps and uses k*c thoughts, even when
+the example has fewer than k steps.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Sequence
+
+import numpy as np
+
+from lrm_jax.data.records import Record
+from lrm_jax.tokenizer import Tokenizer
+
+METHODS = ("coconut", "pause", "cot", "nocot")
+ANSWER_PREFIX = "###"
+
+
+class LayoutError(ValueError):
+    pass
+
+
+@dataclasses.dataclass(frozen=True)
+class Layout:
+    max_question_len: int
+    max_latent_stage: int
+    c_thought: int
+    max_rest_len: int
+
+    @property
+    def n_prefix(self) -> int:
+        return self.max_question_len + 1
+
+    @property
+    def n_latent(self) -> int:
+        return self.max_latent_stage * self.c_thought
+
+    @property
+    def length(self) -> int:
+        return self.n_prefix + self.n_latent + self.max_rest_len
+
+
+@dataclasses.dataclass
+class Batch:
+    ids: np.ndarray  # BxT int32
+    mask: np.ndarray  # BxT int32, 1 = a real column
+    loss_mask: np.ndarray  # BxT float32, 1 where the *next* token is supervised
+    n_thoughts: np.ndarray  # B int32
+
+
+def sequence_texts(record: Record) -> list[str]:
+    """The exact strings `encode_example` tokenizes: build word vocabularies from these."""
+    return [record.question, *(" " + s for s in record.steps), f" {ANSWER_PREFIX} {record.answer}"]
+
+
+def n_thoughts_and_skip(n_steps: int, stage: int, layout: Layout, pad_latent_to_max: bool) -> tuple[int, int]:
+    """(thoughts used, language steps dropped) for an example at a stage."""
+    if stage > layout.max_latent_stage:
+        k = layout.max_latent_stage if pad_latent_to_max else min(n_steps, layout.max_latent_stage)
+        return k * layout.c_thought, n_steps
+    return stage * layout.c_thought, min(stage, n_steps)
+
+
+def encode_example(
+    record: Record,
+    tokenizer: Tokenizer,
+    layout: Layout,
+    method: str,
+    stage: int,
+    pad_latent_to_max: bool = True,
+    index: int | None = None,
+):
+    """One row: (ids_T, mask_T, loss_mask_T, n_thoughts). Raises LayoutError if it does not fit."""
+    if method not in METHODS:
+        raise LayoutError(f"unknown method {method!r}; expected one of {METHODS}")
+    ids = tokenizer.ids
+    q_text, *step_texts, answer_text = sequence_texts(record)
+    q = tokenizer.encode(q_text)
+    where = f"record {index}: " if index is not None else ""
+    if len(q) > layout.max_question_len:
+        raise LayoutError(f"{where}question has {len(q)} tokens > max_question_len {layout.max_question_len}")
+    steps = [tokenizer.encode(s) for s in step_texts]
+    if method == "coconut" or method == "pause":
+        n_think, skip = n_thoughts_and_skip(len(steps), stage, layout, pad_latent_to_max)
+    elif method == "cot":
+        n_think, skip = 0, 0
+    else:
+        n_think, skip = 0, len(steps)
+    rest = [t for s in steps[skip:] for t in s]
+    answer = tokenizer.encode(answer_text) + [ids["eos"]]
+    tail = [ids["end_latent"]] + rest + answer
+    if len(tail) > layout.max_rest_len:
+        raise LayoutError(f"{where}steps and answer take {len(tail)} tokens > max_rest_len {layout.max_rest_len}")
+    P, Z, T = layout.n_prefix, layout.n_latent, layout.length
+    row = np.full(T, ids["pad"], np.int32)
+    mask = np.zeros(T, np.int32)
+    loss = np.zeros(T, np.float32)
+    row[P - 1 - len(q) : P - 1] = q
+    row[P - 1] = ids["start_latent"]
+    mask[P - 1 - len(q) : P] = 1
+    slot = ids["pause"] if method == "pause" else ids["latent"]
+    row[P : P + Z] = slot
+    mask[P : P + n_think] = 1
+    row[P + Z : P + Z + len(tail)] = tail
+    mask[P + Z : P + Z + len(tail)] = 1
+    # Column t predicts column t+1: supervise the targets after the end marker.
+    loss[P + Z : P + Z + len(tail) - 1] = 1.0
+    return row, mask, loss, n_think
+
+
+def make_batch(
+    records: Sequence[Record],
+    tokenizer: Tokenizer,
+    layout: Layout,
+    method: str,
+    stage: int,
+    *,
+    pad_latent_to_max: bool = True,
+    uniform_prob: float = 0.0,
+    rng: np.random.Generator | None = None,
+) -> Batch:
+    rows = []
+    for i, rec in enumerate(records):
+        s = stage
+        if uniform_prob > 0 and rng is not None and rng.random() < uniform_prob:
+            s = int(rng.integers(0, len(rec.steps) + 1))
+        rows.append(encode_example(rec, tokenizer, layout, method, s, pad_latent_to_max, index=i))
+    ids, mask, loss, n = zip(*rows)
+    return Batch(np.stack(ids), np.stack(mask), np.stack(loss), np.asarray(n, np.int32))
