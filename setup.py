@@ -20,6 +20,7 @@ INSTALL_REQUIRES = [
     "pyyaml>=6.0",
     "tqdm>=4.66",
     "matplotlib>=3.8",
+    "tensorboardX==2.6.5",
 ]
 
 EXTRAS_REQUIRE = {

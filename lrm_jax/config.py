@@ -52,6 +52,125 @@ class ModelConfig:
         return self.n_embd // self.n_head
 
 
+TASKS = ("prosqa", "prontoqa", "arithmetic", "gsm8k")
+METHODS = ("coconut", "pause", "cot", "nocot")
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """Where records come from and how sequences are laid out (see lrm_jax/data/layout.py).
+
+    Either files (`train_path`, `valid_path`: any format the loaders read) or, when they are
+    empty, `n_train`/`n_valid` records generated for `task` with the `generator` knobs.
+    """
+
+    task: str = "arithmetic"
+    train_path: str = ""
+    valid_path: str = ""
+    n_train: int = 20000
+    n_valid: int = 500
+    generator: dict = dataclasses.field(default_factory=dict)
+    # "word": a word-level vocabulary built from the training data; else a local HF tokenizer dir.
+    tokenizer: str = "word"
+    max_question_len: int = 64
+    max_rest_len: int = 48
+    lenient: bool = False  # skip malformed records (reported) instead of stopping
+
+    def __post_init__(self):
+        if self.task not in TASKS:
+            raise ConfigError(f"data.task must be one of {TASKS}, got {self.task!r}")
+        if not self.train_path and self.task == "gsm8k":
+            raise ConfigError("data.train_path is required for gsm8k (no generator exists for it)")
+        for name in ("n_train", "n_valid", "max_question_len", "max_rest_len"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"data.{name} must be positive")
+
+
+@dataclasses.dataclass(frozen=True)
+class MethodConfig:
+    """The model family and COCONUT's curriculum knobs (coconut.md section 2)."""
+
+    name: str = "coconut"
+    c_thought: int = 1
+    max_latent_stage: int = 3
+    epochs_per_stage: int = 1
+    # The stage the run starts counting from (the reference's `resume`, e.g. 3 for GSM8k).
+    first_epoch: int = 0
+    pad_latent_to_max: bool = True
+    uniform_prob: float = 0.0
+    # "stage": re-create AdamW when the stage changes (the paper); "epoch": every epoch (the
+    # reference code, issues #10/#39); "never".
+    reset_optimizer: str = "stage"
+    # Thoughts used at evaluation; -1 = the current stage's number (as the reference).
+    eval_thoughts: int = -1
+
+    def __post_init__(self):
+        if self.name not in METHODS:
+            raise ConfigError(f"method.name must be one of {METHODS}, got {self.name!r}")
+        if self.c_thought < 0 or self.max_latent_stage < 0 or self.epochs_per_stage <= 0:
+            raise ConfigError("method: c_thought, max_latent_stage >= 0 and epochs_per_stage > 0")
+        if not 0.0 <= self.uniform_prob <= 1.0:
+            raise ConfigError(f"method.uniform_prob must be in [0, 1], got {self.uniform_prob}")
+        if self.reset_optimizer not in ("stage", "epoch", "never"):
+            raise ConfigError("method.reset_optimizer must be 'stage', 'epoch' or 'never'")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    batch_size: int = 64  # global batch; must divide by the number of data-parallel devices
+    grad_accum: int = 1
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    schedule: str = "constant"  # "constant" (the reference) or "warmup_cosine"
+    warmup_steps: int = 0
+    clip_norm: float = 0.0  # 0 = no clipping (the reference)
+    num_epochs: int = 4
+    max_steps: int = 0  # > 0 stops early (smoke tests, time-boxed runs)
+    time_limit_minutes: float = 0.0  # > 0 saves and stops after this much training time
+    seed: int = 0
+    init_from: str = ""  # an lrm_jax run directory or a local HF GPT-2 directory
+    log_every: int = 20
+    eval_every_epochs: int = 1
+    eval_limit: int = 0  # 0 = the whole validation set
+    eval_batch_size: int = 128
+    max_new_tokens: int = 48
+    checkpoint_every_steps: int = 500
+    keep_checkpoints: int = 2
+
+    def __post_init__(self):
+        for name in ("batch_size", "grad_accum", "num_epochs", "log_every", "eval_batch_size",
+                     "max_new_tokens", "checkpoint_every_steps", "keep_checkpoints", "eval_every_epochs"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"train.{name} must be positive, got {getattr(self, name)}")
+        if self.lr <= 0:
+            raise ConfigError(f"train.lr must be positive, got {self.lr}")
+        if self.schedule not in ("constant", "warmup_cosine"):
+            raise ConfigError("train.schedule must be 'constant' or 'warmup_cosine'")
+
+
+@dataclasses.dataclass(frozen=True)
+class MeshConfig:
+    """Device mesh ("data", "fsdp"). -1 takes the devices the other axis leaves."""
+
+    data: int = -1
+    fsdp: int = 1
+
+    def __post_init__(self):
+        if (self.data == -1) and (self.fsdp == -1):
+            raise ConfigError("mesh: at most one of data/fsdp may be -1")
+        if min(self.data, self.fsdp) < -1 or 0 in (self.data, self.fsdp):
+            raise ConfigError("mesh sizes must be positive or -1")
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    method: MethodConfig = dataclasses.field(default_factory=MethodConfig)
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    mesh: MeshConfig = dataclasses.field(default_factory=MeshConfig)
+
+
 def _field_types(cls) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
@@ -77,6 +196,10 @@ def _coerce(value: Any, type_: Any, key: str) -> Any:
         return tuple(_coerce(v, elem, f"{key}[{i}]") for i, v in enumerate(value))
     if type_ is Any:
         return value
+    if type_ is dict:
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{key} must be a mapping, got {value!r}")
+        return dict(value)
     if type_ is float and isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
     if type_ is float and isinstance(value, str):

@@ -85,3 +85,20 @@ def test_layers_and_intervention(tiny_model, batch, tiny_cfg):
     assert float(jnp.abs(zeroed.thoughts).max()) == 0.0
     np.testing.assert_allclose(np.asarray(zeroed.h[:, :P]), np.asarray(out.h[:, :P]), atol=1e-6)
     assert float(jnp.abs(zeroed.h[:, P:] - out.h[:, P:]).max()) > 1e-4
+
+
+def test_latent_generate_equals_unrolled_greedy(tiny_model, batch):
+    """Greedy decoding after the thoughts == the slow algorithm re-run for every new token."""
+    from lrm_jax.model.latent import latent_generate
+
+    ids, mask, P, Z = batch
+    T0 = P + Z + 1  # prompt ends with the column after the thoughts (the end marker)
+    ids, mask = ids[:, :T0], mask[:, :T0]
+    gen = latent_generate(tiny_model, ids, mask, n_prefix=P, n_latent=Z, max_new_tokens=4, eos_id=-1, pad_id=0)
+    cur_ids, cur_mask = ids, mask
+    for i in range(4):
+        h = slow_unrolled(tiny_model, cur_ids, cur_mask, P, Z)
+        tok = jnp.argmax(tiny_model.unembed(h[:, -1]), -1).astype(jnp.int32)
+        np.testing.assert_array_equal(np.asarray(gen.tokens[:, i]), np.asarray(tok))
+        cur_ids = jnp.concatenate([cur_ids, tok[:, None]], 1)
+        cur_mask = jnp.concatenate([cur_mask, jnp.ones((3, 1), jnp.int32)], 1)

@@ -147,3 +147,33 @@ def make_batch(
         rows.append(encode_example(rec, tokenizer, layout, method, s, pad_latent_to_max, index=i))
     ids, mask, loss, n = zip(*rows)
     return Batch(np.stack(ids), np.stack(mask), np.stack(loss), np.asarray(n, np.int32))
+
+
+def prompt_batch(
+    records: Sequence[Record], tokenizer: Tokenizer, layout: Layout, method: str, n_thoughts: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Generation prompts: columns [0, P+Z] of the layout, ending with the end marker.
+
+    `n_thoughts` slots are in use (COCONUT thoughts or Pause tokens); CoT/No-CoT use none. The
+    model then writes the remaining steps (CoT) and "### answer".
+    """
+    if not 0 <= n_thoughts <= layout.n_latent:
+        raise LayoutError(f"n_thoughts {n_thoughts} not in [0, {layout.n_latent}]")
+    if method in ("cot", "nocot"):
+        n_thoughts = 0
+    P, Z = layout.n_prefix, layout.n_latent
+    ids = tokenizer.ids
+    out = np.full((len(records), P + Z + 1), ids["pad"], np.int32)
+    mask = np.zeros_like(out)
+    for i, rec in enumerate(records):
+        q = tokenizer.encode(sequence_texts(rec)[0])
+        if len(q) > layout.max_question_len:
+            raise LayoutError(f"record {i}: question has {len(q)} tokens > max_question_len {layout.max_question_len}")
+        out[i, P - 1 - len(q) : P - 1] = q
+        out[i, P - 1] = ids["start_latent"]
+        out[i, P : P + Z] = ids["pause"] if method == "pause" else ids["latent"]
+        out[i, P + Z] = ids["end_latent"]
+        mask[i, P - 1 - len(q) : P] = 1
+        mask[i, P : P + n_thoughts] = 1
+        mask[i, P + Z] = 1
+    return out, mask

@@ -36,7 +36,9 @@ def record_pipeline(
         raise ValueError(f"shard_index {shard_index} not in [0, {shard_count})")
     if len(source) < shard_count:
         raise ValueError(f"{len(source)} examples cannot be split over {shard_count} hosts")
-    ds = grain.MapDataset.source(source)[shard_index::shard_count]
+    # Equal shards (the remainder is dropped) so every host runs the same number of steps.
+    usable = len(source) // shard_count * shard_count
+    ds = grain.MapDataset.source(source)[:usable][shard_index::shard_count]
     if shuffle:
         ds = ds.shuffle(seed=seed)  # grain reshuffles differently on every repeat
     ds = ds.repeat(num_epochs)

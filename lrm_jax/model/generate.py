@@ -70,7 +70,7 @@ def decode_greedy(
 
 
 def prefill(model: GPT2, ids_BxT: jax.Array, mask_BxT: jax.Array, max_new_tokens: int):
-    """Runs a left-padded prompt into a fresh cache sized for `max_new_tokens` more tokens.
+    """Runs a prompt (masked columns anywhere: left pads, unused thought slots) into a fresh cache sized for `max_new_tokens` more tokens.
 
     Returns (cache, last logits, next position per row, key mask over all cache slots).
     """

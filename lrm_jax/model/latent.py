@@ -24,6 +24,8 @@ from typing import Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from lrm_jax.model.cache import KVCache
+from lrm_jax.model.generate import decode_greedy, Generation
 from lrm_jax.model.gpt2 import GPT2, positions_from_mask
 
 Feedback = Callable[[jax.Array], jax.Array]  # last hidden state BxD -> next input embedding BxD
@@ -34,6 +36,7 @@ class LatentOutput(NamedTuple):
     h: jax.Array  # BxTxD residual stream after the last block, every column
     thoughts: jax.Array  # BxZxD the input embeddings fed into the latent slots
     layers: jax.Array | None  # (L+1)xBxTxD when asked
+    cache: KVCache  # holds all T columns; sized `cache_len` for further decoding
 
 
 def coconut_feedback(model: GPT2) -> Feedback:
@@ -51,10 +54,12 @@ def latent_forward(
     positions_BxT: jax.Array | None = None,
     intervene: Intervene | None = None,
     return_layers: bool = False,
+    cache_len: int | None = None,
 ) -> LatentOutput:
     """Runs a batch whose columns [n_prefix, n_prefix + n_latent) are continuous thoughts.
 
-    `ids_BxT` at the latent columns are ignored (their embeddings are replaced).
+    `ids_BxT` at the latent columns are ignored (their embeddings are replaced). The key mask
+    covers `cache_len` (default T) slots; slots past T are open for decoding.
     """
     B, T = ids_BxT.shape
     P, Z = n_prefix, n_latent
@@ -65,9 +70,11 @@ def latent_forward(
     if positions_BxT is None:
         positions_BxT = positions_from_mask(mask_BxT)
     x_BxTxD = model.embed(ids_BxT)
-    cache = model.new_cache(B, T)
+    cache_len = T if cache_len is None else cache_len
+    cache = model.new_cache(B, cache_len)
+    keys_BxS = key_mask(mask_BxT, cache_len)
 
-    pre = model.forward(x_BxTxD[:, :P], positions_BxT[:, :P], mask_BxT, cache, return_layers=return_layers)
+    pre = model.forward(x_BxTxD[:, :P], positions_BxT[:, :P], keys_BxS, cache, return_layers=return_layers)
 
     def step(carry, z):
         cache, h_prev_BxD = carry
@@ -76,7 +83,7 @@ def latent_forward(
             x_BxD = intervene(z, x_BxD)
         out = model.forward(
             x_BxD[:, None], jax.lax.dynamic_slice_in_dim(positions_BxT, P + z, 1, axis=1),
-            mask_BxT, cache, return_layers=return_layers,
+            keys_BxS, cache, return_layers=return_layers,
         )
         h_BxD = out.h[:, 0]
         ys = (h_BxD, x_BxD, out.layers[:, :, 0] if return_layers else None)
@@ -85,10 +92,44 @@ def latent_forward(
     (cache, _), (h_ZxBxD, x_ZxBxD, layers_Zx) = jax.lax.scan(
         step, (pre.cache, pre.h[:, -1]), jnp.arange(Z)
     )
-    rest = model.forward(x_BxTxD[:, P + Z :], positions_BxT[:, P + Z :], mask_BxT, cache, return_layers=return_layers)
+    rest = model.forward(x_BxTxD[:, P + Z :], positions_BxT[:, P + Z :], keys_BxS, cache, return_layers=return_layers)
 
     h = jnp.concatenate([pre.h, h_ZxBxD.transpose(1, 0, 2), rest.h], axis=1)
     layers = None
     if return_layers:
         layers = jnp.concatenate([pre.layers, layers_Zx.transpose(1, 2, 0, 3), rest.layers], axis=2)
-    return LatentOutput(h, x_ZxBxD.transpose(1, 0, 2), layers)
+    return LatentOutput(h, x_ZxBxD.transpose(1, 0, 2), layers, cache)
+
+
+def key_mask(mask_BxT: jax.Array, cache_len: int) -> jax.Array:
+    """The prompt mask extended with open slots for tokens decoded later."""
+    B, T = mask_BxT.shape
+    extra = jnp.ones((B, cache_len - T), jnp.int32)
+    return jnp.concatenate([mask_BxT.astype(jnp.int32), extra], axis=1)
+
+
+def latent_generate(
+    model: GPT2,
+    ids_BxT: jax.Array,
+    mask_BxT: jax.Array,
+    *,
+    n_prefix: int,
+    n_latent: int,
+    max_new_tokens: int,
+    eos_id: int,
+    pad_id: int,
+    feedback: Feedback | None = None,
+    intervene: Intervene | None = None,
+) -> Generation:
+    """Greedy answers after a prompt whose last column follows the thoughts (the end marker)."""
+    T = ids_BxT.shape[1]
+    positions = positions_from_mask(mask_BxT)
+    out = latent_forward(
+        model, ids_BxT, mask_BxT, n_prefix=n_prefix, n_latent=n_latent, feedback=feedback,
+        positions_BxT=positions, intervene=intervene, cache_len=T + max_new_tokens,
+    )
+    return decode_greedy(
+        model, out.cache, model.unembed(out.h[:, -1]), positions[:, -1] + 1,
+        key_mask(mask_BxT, T + max_new_tokens),
+        max_new_tokens=max_new_tokens, eos_id=eos_id, pad_id=pad_id,
+    )

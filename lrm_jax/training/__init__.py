@@ -1,0 +1,1 @@
+"""The trainer every model family shares: state, objective, checkpoints, loop, evaluation."""

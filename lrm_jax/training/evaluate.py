@@ -1,0 +1,72 @@
+"""Validation accuracy by batched greedy generation, parsed as the reference does.
+
+The answer is the decoded continuation after the last "#", commas removed, stripped (COCONUT's
+`split("#")[-1]`), compared by exact string match with the gold answer (commas removed).
+Batches are padded to a fixed size (one compile) and sharded over the mesh when one is given.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from lrm_jax.data.layout import Layout, prompt_batch
+from lrm_jax.data.records import Record
+from lrm_jax.model.generate import decode_greedy, prefill
+from lrm_jax.model.latent import latent_generate
+from lrm_jax.tokenizer import Tokenizer
+
+
+def parse_answer(text: str) -> str:
+    return text.split("#")[-1].replace(",", "").strip()
+
+
+def normalize(answer: str) -> str:
+    return answer.replace(",", "").strip()
+
+
+@functools.partial(jax.jit, static_argnames=("graphdef", "method", "n_prefix", "n_latent", "max_new_tokens", "eos_id", "pad_id"))
+def _generate(graphdef, params, ids, mask, *, method, n_prefix, n_latent, max_new_tokens, eos_id, pad_id):
+    model = nnx.merge(graphdef, params)
+    if method == "coconut":
+        return latent_generate(
+            model, ids, mask, n_prefix=n_prefix, n_latent=n_latent,
+            max_new_tokens=max_new_tokens, eos_id=eos_id, pad_id=pad_id,
+        )
+    cache, logits, next_pos, keys = prefill(model, ids, mask, max_new_tokens)
+    return decode_greedy(model, cache, logits, next_pos, keys, max_new_tokens=max_new_tokens, eos_id=eos_id, pad_id=pad_id)
+
+
+def generate_texts(
+    graphdef, params, records: Sequence[Record], tokenizer: Tokenizer, layout: Layout, method: str,
+    n_thoughts: int, *, batch_size: int, max_new_tokens: int, sharding=None,
+) -> list[str]:
+    texts = []
+    for start in range(0, len(records), batch_size):
+        chunk = list(records[start : start + batch_size])
+        n = len(chunk)
+        chunk += [chunk[-1]] * (batch_size - n)  # fixed shape: one compile
+        ids, mask = prompt_batch(chunk, tokenizer, layout, method, n_thoughts)
+        ids, mask = jnp.asarray(ids), jnp.asarray(mask)
+        if sharding is not None:
+            ids, mask = jax.device_put(ids, sharding), jax.device_put(mask, sharding)
+        gen = _generate(
+            graphdef, params, ids, mask, method=method, n_prefix=layout.n_prefix,
+            n_latent=layout.n_latent, max_new_tokens=max_new_tokens,
+            eos_id=tokenizer.ids["eos"], pad_id=tokenizer.ids["pad"],
+        )
+        tokens, lengths = np.asarray(gen.tokens), np.asarray(gen.lengths)
+        for row in range(n):
+            toks = [t for t in tokens[row, : lengths[row]] if t != tokenizer.ids["eos"]]
+            texts.append(tokenizer.decode(toks))
+    return texts
+
+
+def accuracy(records: Sequence[Record], texts: Sequence[str]) -> float:
+    hits = sum(parse_answer(t) == normalize(r.answer) for r, t in zip(records, texts))
+    return hits / max(len(records), 1)

@@ -1,0 +1,271 @@
+"""The trainer shared by every model family: `run(cfg, workdir)`.
+
+- Curriculum: stage = (method.first_epoch + epoch) // epochs_per_stage; every stage uses the
+  same static layout, so the train step compiles once for the whole run (`compiles` is logged).
+- The step is a pure `jax.jit` function of (state, batch) with the state donated; batches and
+  state are placed on a ("data", "fsdp") mesh.
+- Resumes from the latest checkpoint automatically (parameters, optimizer state, epoch, data
+  iterator position), so a crash loses at most the steps since the last checkpoint. SIGTERM
+  (pod preemption) and `train.time_limit_minutes` save and return cleanly. A NaN/Inf loss raises
+  `FloatingPointError` without saving, leaving the last good checkpoint.
+- Metrics go to `metrics.jsonl` and TensorBoard; a progress bar shows loss, accuracy, tokens/s
+  and the stage; validation accuracy comes from batched greedy generation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import signal
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+from tqdm import tqdm
+
+from lrm_jax.config import RunConfig
+from lrm_jax.data.layout import encode_example
+from lrm_jax.data.pipeline import record_pipeline
+from lrm_jax.sharding import batch_sharding, check_batch_size, global_batch, make_mesh, param_sharding
+from lrm_jax.training.checkpoint import Checkpointer, write_run_files
+from lrm_jax.training.evaluate import accuracy, generate_texts
+from lrm_jax.training.logger import MetricsLogger
+from lrm_jax.training.objective import lm_loss
+from lrm_jax.training.setup import RunInputs, initial_model, resolve
+from lrm_jax.training.state import TrainState, init_state, make_optimizer, reset_optimizer
+
+
+@dataclasses.dataclass
+class RunResult:
+    step: int
+    epoch: int
+    stopped: str  # "finished", "max_steps", "time_limit", "sigterm"
+    val_acc: float | None
+    compiles: int
+    workdir: Path
+
+
+def stage_of(cfg: RunConfig, epoch: int) -> int:
+    return (cfg.method.first_epoch + epoch) // cfg.method.epochs_per_stage
+
+
+def eval_thoughts(cfg: RunConfig, stage: int) -> int:
+    m = cfg.method
+    if m.name not in ("coconut", "pause"):
+        return 0
+    if m.eval_thoughts >= 0:
+        return m.eval_thoughts
+    return min(stage, m.max_latent_stage) * m.c_thought
+
+
+def _encoder(inputs: RunInputs, stage: int, epoch: int):
+    cfg, tok, layout = inputs.cfg, inputs.tokenizer, inputs.layout
+    m = cfg.method
+
+    def encode(item):
+        index, rec = item
+        s = stage
+        if m.uniform_prob > 0:
+            # Seeded by (seed, epoch, record): identical on resume and on every host.
+            rng = np.random.default_rng([cfg.train.seed, epoch, index])
+            if rng.random() < m.uniform_prob:
+                s = int(rng.integers(0, len(rec.steps) + 1))
+        ids, mask, loss, _ = encode_example(rec, tok, layout, m.name, s, m.pad_latent_to_max)
+        return {"ids": ids, "mask": mask, "loss_mask": loss}
+
+    return encode
+
+
+def make_train_step(graphdef, tx, method, layout, state_sharding, data_sharding, counter):
+    def step(state: TrainState, batch):
+        counter[0] += 1  # runs only while tracing: counts compilations
+
+        def loss_fn(params):
+            return lm_loss(nnx.merge(graphdef, params), batch, method, layout)
+
+        (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+        updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        metrics["grad_norm"] = optax.tree.norm(grads)
+        return TrainState(params, opt_state, state.step + 1), metrics
+
+    return jax.jit(
+        step, donate_argnums=0, in_shardings=(state_sharding, data_sharding),
+        out_shardings=(state_sharding, None),
+    )
+
+
+class _Stopper:
+    """Turns SIGTERM into a flag the loop checks between steps."""
+
+    def __init__(self):
+        self.requested = False
+        self._old = None
+
+    def __enter__(self):
+        try:
+            self._old = signal.signal(signal.SIGTERM, self._handle)
+        except ValueError:  # not the main thread
+            self._old = None
+        return self
+
+    def _handle(self, signum, frame):
+        self.requested = True
+
+    def __exit__(self, *exc):
+        if self._old is not None:
+            signal.signal(signal.SIGTERM, self._old)
+
+
+def run(
+    cfg: RunConfig,
+    workdir: str | Path,
+    *,
+    progress: bool = True,
+    inputs: RunInputs | None = None,
+    on_step=None,
+) -> RunResult:
+    """Trains (or resumes) the run in `workdir`. `on_step(step)` is called after each step."""
+    workdir = Path(workdir)
+    if inputs is None:
+        inputs = resolve(cfg)
+    else:  # reuse resolved data; the rest of the config is the caller's
+        inputs = dataclasses.replace(inputs, cfg=dataclasses.replace(cfg, model=inputs.cfg.model))
+    cfg, layout, tok = inputs.cfg, inputs.layout, inputs.tokenizer
+    t = cfg.train
+    mesh = make_mesh(cfg.mesh)
+    check_batch_size(t.batch_size, mesh)
+    local_batch = t.batch_size // jax.process_count()
+    steps_per_epoch = (len(inputs.train) // jax.process_count()) // local_batch
+    if steps_per_epoch == 0:
+        raise ValueError(f"{len(inputs.train)} training records cannot fill one batch of {t.batch_size}")
+    updates_per_stage = steps_per_epoch * cfg.method.epochs_per_stage // t.grad_accum
+    tx = make_optimizer(t, total_steps=updates_per_stage if cfg.method.reset_optimizer != "never" else steps_per_epoch * t.num_epochs // t.grad_accum)
+
+    model, init_note = initial_model(cfg, tok)
+    graphdef, params = nnx.split(model, nnx.Param)
+    data_sharding = batch_sharding(mesh)
+    abstract = jax.eval_shape(lambda p: init_state(p, tx), params)
+    state_sharding = param_sharding(abstract, mesh)
+    state = jax.jit(lambda p: init_state(p, tx), out_shardings=state_sharding)(params)
+    # Jitted like the init so the reset state has identical types: no retrace of the step.
+    reset = jax.jit(lambda s: reset_optimizer(s, tx), out_shardings=state_sharding, donate_argnums=0)
+
+    ckpt = Checkpointer(workdir, keep=t.keep_checkpoints)
+    start_epoch, iter_state, resumed = 0, None, False
+    if ckpt.latest_step() is not None:
+        state, meta = ckpt.restore(abstract)
+        state = jax.device_put(state, state_sharding)
+        start_epoch, iter_state, resumed = meta["epoch"], meta.get("iterator"), True
+    write_run_files(workdir, cfg, tok)
+    logger = MetricsLogger(workdir)
+    for note in inputs.notes + [init_note] + ([f"resumed at step {int(state.step)}, epoch {start_epoch}"] if resumed else []):
+        print(note)
+        logger.log(int(state.step), "info", note=note)
+
+    counter = [0]
+    train_step = make_train_step(graphdef, tx, cfg.method.name, layout, state_sharding, data_sharding, counter)
+    source = list(enumerate(inputs.train))
+    step = int(state.step)
+    t0, trained_seconds, stopped, val_acc = time.time(), 0.0, "finished", None
+    bar = tqdm(total=steps_per_epoch * t.num_epochs, initial=step, disable=not progress or jax.process_index() != 0, dynamic_ncols=True)
+    with _Stopper() as stopper:
+        epoch = start_epoch
+        while epoch < t.num_epochs:
+            stage = stage_of(cfg, epoch)
+            if iter_state is None and epoch > 0 and (
+                (cfg.method.reset_optimizer == "stage" and stage != stage_of(cfg, epoch - 1))
+                or cfg.method.reset_optimizer == "epoch"
+            ):
+                state = reset(state)
+            it = iter(record_pipeline(source, seed=t.seed + epoch, batch_size=local_batch,
+                                      transform=_encoder(inputs, stage, epoch), num_epochs=1))
+            if iter_state is not None:
+                it.set_state(iter_state)
+                iter_state = None
+            pending = None  # the previous step's metrics, fetched after dispatching the next
+            reporter = _Reporter(logger, bar, stage, t.log_every, counter)
+            for batch in it:
+                state, metrics = train_step(state, global_batch(batch, data_sharding))
+                step += 1
+                if pending is not None:
+                    reporter.report(*pending)
+                pending = (step, metrics)
+                bar.update(1)
+                if on_step is not None:
+                    on_step(step)
+                elapsed = trained_seconds + time.time() - t0
+                reason = None
+                if stopper.requested:
+                    reason = "sigterm"
+                elif t.max_steps and step >= t.max_steps:
+                    reason = "max_steps"
+                elif t.time_limit_minutes and elapsed > 60 * t.time_limit_minutes:
+                    reason = "time_limit"
+                if reason or step % t.checkpoint_every_steps == 0:
+                    _check_finite(pending)
+                    ckpt.save(step, state, {"epoch": epoch, "iterator": it.get_state(), "stage": stage, "method": cfg.method.name})
+                if reason:
+                    stopped = reason
+                    break
+            if pending is not None:
+                _check_finite(pending)
+            if stopped != "finished":
+                break
+            epoch += 1
+            ckpt.save(step, state, {"epoch": epoch, "iterator": None, "stage": stage, "method": cfg.method.name})
+            if epoch % t.eval_every_epochs == 0 or epoch == t.num_epochs:
+                val_acc = _evaluate(graphdef, state.params, inputs, stage, data_sharding, logger, step, epoch)
+                bar.set_postfix_str(f"stage {stage} val_acc {val_acc:.3f}")
+    bar.close()
+    ckpt.close()
+    logger.log(step, "info", stopped=stopped, compiles=counter[0])
+    logger.close()
+    return RunResult(step, epoch, stopped, val_acc, counter[0], workdir)
+
+
+def _check_finite(pending) -> None:
+    step, metrics = pending
+    loss = float(metrics["loss"])
+    if not math.isfinite(loss):
+        raise FloatingPointError(
+            f"loss is {loss} at step {step}; stopping without saving (the last checkpoint is intact). "
+            "Try a lower train.lr or train.clip_norm > 0."
+        )
+
+
+class _Reporter:
+    """Logs every `log_every` steps; tokens/s over the steps since the last log line."""
+
+    def __init__(self, logger, bar, stage, log_every, counter):
+        self.logger, self.bar, self.stage, self.every, self.counter = logger, bar, stage, log_every, counter
+        self.tokens, self.since = 0.0, time.time()
+
+    def report(self, step, metrics) -> None:
+        _check_finite((step, metrics))
+        self.tokens += float(metrics["tokens"])
+        if step % self.every:
+            return
+        m = {k: float(v) for k, v in metrics.items()}
+        now = time.time()
+        tok_s = self.tokens / max(now - self.since, 1e-9)
+        self.tokens, self.since = 0.0, now
+        self.logger.log(step, "train", stage=self.stage, tokens_per_s=tok_s, compiles=self.counter[0], **m)
+        self.bar.set_postfix_str(f"stage {self.stage} loss {m['loss']:.3f} acc {m['token_acc']:.3f} {tok_s:,.0f} tok/s")
+
+
+def _evaluate(graphdef, params, inputs: RunInputs, stage, sharding, logger, step, epoch) -> float:
+    cfg = inputs.cfg
+    records = inputs.valid[: cfg.train.eval_limit] if cfg.train.eval_limit else inputs.valid
+    n_dev = sharding.mesh.size
+    batch = max(n_dev, (cfg.train.eval_batch_size // n_dev) * n_dev)
+    k = eval_thoughts(cfg, stage)
+    texts = generate_texts(graphdef, params, records, inputs.tokenizer, inputs.layout, cfg.method.name, k,
+                           batch_size=batch, max_new_tokens=cfg.train.max_new_tokens, sharding=sharding)
+    acc = accuracy(records, texts)
+    logger.log(step, "valid", epoch=epoch, stage=stage, thoughts=k, accuracy=acc, n=len(records))
+    return acc

@@ -1,0 +1,146 @@
+"""Trainer reliability: resume after a kill, sharding, SIGTERM, NaN, config errors."""
+
+import dataclasses
+import os
+import shutil
+import signal
+
+import jax
+import numpy as np
+import pytest
+
+from lrm_jax.config import ConfigError, RunConfig, load
+from lrm_jax.training.checkpoint import Checkpointer, load_params, read_run_files
+from lrm_jax.training.loop import run
+from lrm_jax.training.setup import resolve
+
+# 16 records, batch 8 -> 2 steps per epoch; 3 epochs cross two stage changes (0 -> 1 -> 2).
+TINY = [
+    "model.n_layer=1", "model.n_embd=32", "model.n_head=2", "model.n_positions=96",
+    "data.task=arithmetic", "data.n_train=16", "data.n_valid=8",
+    "data.generator={min_ops: 2, max_ops: 2, max_value: 10, ops: ['+']}",
+    "data.max_question_len=24", "data.max_rest_len=24",
+    "method.name=coconut", "method.max_latent_stage=2", "method.epochs_per_stage=1",
+    "train.batch_size=8", "train.num_epochs=3", "train.lr=1e-2", "train.eval_limit=8",
+    "train.eval_batch_size=8", "train.max_new_tokens=16", "train.log_every=1",
+]
+
+
+@pytest.fixture(scope="module")
+def cfg():
+    return load(RunConfig, None, TINY)
+
+
+@pytest.fixture(scope="module")
+def inputs(cfg):
+    return resolve(cfg)
+
+
+def params_of(workdir):
+    from flax import nnx
+
+    return jax.tree.leaves(nnx.state(load_params(workdir), nnx.Param))
+
+
+@pytest.fixture(scope="module")
+def straight(cfg, inputs, tmp_path_factory):
+    d = tmp_path_factory.mktemp("straight")
+    result = run(cfg, d, progress=False, inputs=inputs)
+    return d, result
+
+
+def test_straight_run_compiles_once_across_stages(straight):
+    d, result = straight
+    assert result.stopped == "finished" and result.step == 6 and result.epoch == 3
+    assert result.compiles == 1  # stages 0, 1, 2 share one static layout
+    assert result.val_acc is not None
+    cfg, tok = read_run_files(d)
+    assert cfg.method.name == "coconut" and tok.vocab_size == cfg.model.vocab_size
+
+
+def test_kill_and_resume_gives_identical_parameters(cfg, inputs, straight, tmp_path):
+    # Checkpoint every 3 steps, stop at 4, then lose step 4 as a kill would: resume from 3.
+    c = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, checkpoint_every_steps=3, max_steps=4))
+    first = run(c, tmp_path, progress=False, inputs=inputs)
+    assert first.stopped == "max_steps"
+    shutil.rmtree(tmp_path / "checkpoints" / "4")
+    c2 = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, checkpoint_every_steps=3))
+    second = run(c2, tmp_path, progress=False, inputs=inputs)
+    assert second.step == 6
+    for a, b in zip(params_of(straight[0]), params_of(tmp_path)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_sigterm_saves_a_restorable_checkpoint(cfg, inputs, tmp_path):
+    stopped_at = []
+
+    def on_step(step):
+        if step == 3:
+            stopped_at.append(step)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    result = run(cfg, tmp_path, progress=False, inputs=inputs, on_step=on_step)
+    assert result.stopped == "sigterm" and result.step == 3
+    assert Checkpointer(tmp_path).latest_step() == 3
+    assert len(params_of(tmp_path)) > 0
+    # And the run picks up from there.
+    assert run(cfg, tmp_path, progress=False, inputs=inputs).step == 6
+
+
+def test_nan_loss_stops_with_clear_error_and_keeps_last_checkpoint(cfg, inputs, tmp_path):
+    c = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, lr=1e30, checkpoint_every_steps=1))
+    with pytest.raises(FloatingPointError, match="last checkpoint is intact"):
+        run(c, tmp_path, progress=False, inputs=inputs)
+    latest = Checkpointer(tmp_path).latest_step()
+    assert latest is not None
+    assert len(params_of(tmp_path)) > 0
+
+
+def test_data_parallel_matches_one_device(cfg, inputs):
+    """One train step on 8 simulated devices equals the same step on one device."""
+    import optax
+    from flax import nnx
+
+    from lrm_jax.config import MeshConfig
+    from lrm_jax.data.layout import make_batch
+    from lrm_jax.model.gpt2 import init_model
+    from lrm_jax.sharding import batch_sharding, make_mesh, param_sharding
+    from lrm_jax.training.loop import make_train_step
+    from lrm_jax.training.state import init_state
+
+    assert len(jax.devices()) == 8
+    batch = make_batch(inputs.train[:8], inputs.tokenizer, inputs.layout, "coconut", 1)
+    batch = {"ids": batch.ids, "mask": batch.mask, "loss_mask": batch.loss_mask}
+    outs = []
+    for devices, mesh_cfg in ((jax.devices()[:1], MeshConfig()), (jax.devices(), MeshConfig()), (jax.devices(), MeshConfig(data=4, fsdp=2))):
+        mesh = make_mesh(mesh_cfg, devices)
+        graphdef, params = nnx.split(init_model(inputs.cfg.model, 0), nnx.Param)
+        tx = optax.sgd(1.0)  # the update is exactly -gradient: compares gradients, not Adam noise
+        abstract = jax.eval_shape(lambda p: init_state(p, tx), params)
+        shard = param_sharding(abstract, mesh)
+        state = jax.device_put(init_state(params, tx), shard)
+        step = make_train_step(graphdef, tx, "coconut", inputs.layout, shard, batch_sharding(mesh), [0])
+        data = jax.device_put(batch, batch_sharding(mesh))
+        state, metrics = step(state, data)
+        outs.append((float(metrics["loss"]), float(metrics["grad_norm"]), jax.tree.leaves(state.params)))
+    for loss, gnorm, leaves in outs[1:]:
+        assert abs(loss - outs[0][0]) < 1e-5 and abs(gnorm - outs[0][1]) < 1e-4
+        for a, b in zip(leaves, outs[0][2]):
+            np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        (["method.max_latent_stage=5"], "exceeds the longest chain"),
+        (["train.batch_size=12"], "not divisible by the 8 data-parallel devices"),
+        (["model.n_positions=40"], "model.n_positions=40"),
+        (["data.max_question_len=10"], "question has"),
+    ],
+)
+def test_bad_config_values_are_clear_errors(overrides, message, tmp_path):
+    from lrm_jax.data.layout import LayoutError
+
+    cfg = load(RunConfig, None, TINY + overrides)
+    with pytest.raises((ConfigError, LayoutError), match=message):
+        run(cfg, tmp_path, progress=False)
