@@ -99,7 +99,7 @@ class MethodConfig:
     pad_latent_to_max: bool = True
     uniform_prob: float = 0.0
     # "stage": re-create AdamW when the stage changes (the paper); "epoch": every epoch (the
-    # reference code, issues #10/#39); "never".
+    # reference code, issues #10/#39); "never". CoT and No-CoT never reset (no curriculum).
     reset_optimizer: str = "stage"
     # Thoughts used at evaluation; -1 = the current stage's number (as the reference).
     eval_thoughts: int = -1

@@ -54,10 +54,18 @@ class Checkpointer:
         )
         self.manager.wait_until_finished()
 
-    def restore(self, abstract_state: Any, step: int | None = None) -> tuple[Any, dict]:
+    def restore(self, abstract_state: Any, step: int | None = None, shardings: Any = None) -> tuple[Any, dict]:
+        """Restores onto `shardings` (default: this process's first device), so a checkpoint
+        written on any topology (another mesh, several hosts) loads anywhere."""
         step = self.latest_step() if step is None else step
         if step is None:
             raise CheckpointError(f"no checkpoint in {self.dir}")
+        if shardings is None:
+            one = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+            shardings = jax.tree.map(lambda _: one, abstract_state)
+        abstract_state = jax.tree.map(
+            lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract_state, shardings
+        )
         out = self.manager.restore(
             step,
             args=ocp.args.Composite(

@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
+from jax.experimental import multihost_utils
 
 from lrm_jax.data.layout import Layout, prompt_batch
 from lrm_jax.data.records import Record
@@ -60,7 +61,9 @@ def generate_texts(
             n_latent=layout.n_latent, max_new_tokens=max_new_tokens,
             eos_id=tokenizer.ids["eos"], pad_id=tokenizer.ids["pad"],
         )
-        tokens, lengths = np.asarray(gen.tokens), np.asarray(gen.lengths)
+        # Rows may live on other hosts' devices: gather the whole batch everywhere.
+        tokens = np.asarray(multihost_utils.process_allgather(gen.tokens, tiled=True))
+        lengths = np.asarray(multihost_utils.process_allgather(gen.lengths, tiled=True))
         for row in range(n):
             toks = [t for t in tokens[row, : lengths[row]] if t != tokenizer.ids["eos"]]
             texts.append(tokenizer.decode(toks))

@@ -53,6 +53,15 @@ def stage_of(cfg: RunConfig, epoch: int) -> int:
     return (cfg.method.first_epoch + epoch) // cfg.method.epochs_per_stage
 
 
+def _resets(cfg: RunConfig, epoch: int) -> bool:
+    """Optimizer reset at the start of `epoch`: curriculum methods only (the reference's CoT
+    and No-CoT configs never reset)."""
+    m = cfg.method
+    if m.name not in ("coconut", "pause") or m.reset_optimizer == "never":
+        return False
+    return m.reset_optimizer == "epoch" or stage_of(cfg, epoch) != stage_of(cfg, epoch - 1)
+
+
 def eval_thoughts(cfg: RunConfig, stage: int) -> int:
     m = cfg.method
     if m.name not in ("coconut", "pause"):
@@ -143,8 +152,11 @@ def run(
     steps_per_epoch = (len(inputs.train) // jax.process_count()) // local_batch
     if steps_per_epoch == 0:
         raise ValueError(f"{len(inputs.train)} training records cannot fill one batch of {t.batch_size}")
-    updates_per_stage = steps_per_epoch * cfg.method.epochs_per_stage // t.grad_accum
-    tx = make_optimizer(t, total_steps=updates_per_stage if cfg.method.reset_optimizer != "never" else steps_per_epoch * t.num_epochs // t.grad_accum)
+    # The schedule restarts with each optimizer reset, so its horizon is one reset period.
+    m = cfg.method
+    curriculum_resets = m.name in ("coconut", "pause") and m.reset_optimizer != "never"
+    epochs_per_period = (1 if m.reset_optimizer == "epoch" else m.epochs_per_stage) if curriculum_resets else t.num_epochs
+    tx = make_optimizer(t, total_steps=steps_per_epoch * epochs_per_period // t.grad_accum)
 
     model, init_note = initial_model(cfg, tok)
     graphdef, params = nnx.split(model, nnx.Param)
@@ -158,8 +170,7 @@ def run(
     ckpt = Checkpointer(workdir, keep=t.keep_checkpoints)
     start_epoch, iter_state, resumed = 0, None, False
     if ckpt.latest_step() is not None:
-        state, meta = ckpt.restore(abstract)
-        state = jax.device_put(state, state_sharding)
+        state, meta = ckpt.restore(abstract, shardings=state_sharding)
         start_epoch, iter_state, resumed = meta["epoch"], meta.get("iterator"), True
     write_run_files(workdir, cfg, tok)
     logger = MetricsLogger(workdir)
@@ -177,10 +188,7 @@ def run(
         epoch = start_epoch
         while epoch < t.num_epochs:
             stage = stage_of(cfg, epoch)
-            if iter_state is None and epoch > 0 and (
-                (cfg.method.reset_optimizer == "stage" and stage != stage_of(cfg, epoch - 1))
-                or cfg.method.reset_optimizer == "epoch"
-            ):
+            if iter_state is None and epoch > 0 and _resets(cfg, epoch):
                 state = reset(state)
             it = iter(record_pipeline(source, seed=t.seed + epoch, batch_size=local_batch,
                                       transform=_encoder(inputs, stage, epoch), num_epochs=1))

@@ -1,0 +1,162 @@
+"""Training-step throughput: our COCONUT step vs a PyTorch n+1-pass baseline, our CoT step, MFU.
+
+    python -m benchmarks.train_step [--size tiny|small] [--steps 5] [--skip-torch]
+
+Batches mirror perf-anchors.md: synthetic ProsQA at stage 6 with `pad_latent_to_max`: a question
+of 200-300 random tokens, the start marker, 6 thought slots, the end marker and 9-11 answer
+tokens, left-padded so the thought slots line up. Every step is forward + backward + AdamW;
+each variant runs 2 warm-up steps and reports the median of `--steps`. Tokens/s counts all B*T
+positions (padding included), as perf-anchors.md does; MFU = 6*N*B*T / time / matmul peak,
+with the peak measured in the same run (2048^3 fp32 matmul, best of 10).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+
+from lrm_jax.config import ModelConfig
+from lrm_jax.data.layout import Layout
+from lrm_jax.model.gpt2 import count_params, init_model
+from lrm_jax.training.objective import lm_loss
+from lrm_jax.training.state import TrainState, init_state
+
+SIZES = {
+    # name: (n_layer, n_embd, n_head, vocab, batch)
+    "tiny": (4, 256, 4, 515, 32),
+    "small": (12, 768, 12, 50260, 8),
+}
+N_LATENT = 6
+
+
+def synthetic_batch(vocab: int, batch: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    max_q, rest = 300, 12
+    layout = Layout(max_question_len=max_q, max_latent_stage=N_LATENT, c_thought=1, max_rest_len=rest)
+    P, Z, T = layout.n_prefix, layout.n_latent, layout.length
+    ids = rng.integers(10, vocab, (batch, T)).astype(np.int32)
+    mask = np.zeros((batch, T), np.int32)
+    loss = np.zeros((batch, T), np.float32)
+    for b in range(batch):
+        q = int(rng.integers(200, 301))
+        mask[b, P - 1 - q : P + Z] = 1
+        n_ans = int(rng.integers(9, 12))
+        mask[b, P + Z : P + Z + 1 + n_ans] = 1
+        loss[b, P + Z : P + Z + n_ans] = 1.0
+    return layout, {"ids": ids, "mask": mask, "loss_mask": loss}
+
+
+def matmul_peak() -> float:
+    a = jnp.ones((2048, 2048), jnp.float32)
+    f = jax.jit(lambda x, y: x @ y)
+    f(a, a).block_until_ready()
+    best = min(_timed(lambda: f(a, a).block_until_ready()) for _ in range(10))
+    return 2 * 2048**3 / best
+
+
+def _timed(fn) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def jax_step_time(cfg: ModelConfig, layout, batch, method: str, steps: int) -> tuple[float, int]:
+    model = init_model(cfg, 0)
+    graphdef, params = nnx.split(model, nnx.Param)
+    tx = optax.adamw(1e-4, weight_decay=0.01)
+    state = init_state(params, tx)
+
+    def step(state: TrainState, batch):
+        def loss_fn(p):
+            return lm_loss(nnx.merge(graphdef, p), batch, method, layout)
+
+        (loss, _), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+        updates, opt = tx.update(grads, state.opt_state, state.params)
+        return TrainState(optax.apply_updates(state.params, updates), opt, state.step + 1), loss
+
+    step = jax.jit(step, donate_argnums=0)
+    batch = jax.tree.map(jnp.asarray, batch)
+    times = []
+    for i in range(2 + steps):
+        t = time.perf_counter()
+        state, loss = step(state, batch)
+        loss.block_until_ready()
+        if i >= 2:
+            times.append(time.perf_counter() - t)
+    return statistics.median(times), count_params(model)
+
+
+def torch_step_time(size, layout, batch, method: str, steps: int) -> float:
+    import torch
+
+    from benchmarks.torch_coconut import coconut_loss, make_model, plain_loss
+
+    torch.set_num_threads(2)
+    n_layer, n_embd, n_head, vocab, _ = size
+    model = make_model(vocab, n_layer, n_embd, n_head, layout.length + 8).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.01)
+    ids = torch.tensor(batch["ids"], dtype=torch.long)
+    mask = torch.tensor(batch["mask"], dtype=torch.long)
+    labels = ids.clone()
+    labels[torch.tensor(np.roll(batch["loss_mask"], 1, axis=1)) == 0] = -100
+    times = []
+    for i in range(2 + steps):
+        t = time.perf_counter()
+        if method == "coconut":
+            loss = coconut_loss(model, ids, mask, labels, layout.n_prefix, layout.n_latent)
+        else:
+            loss = plain_loss(model, ids, mask, labels)
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+        if i >= 2:
+            times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--size", default="tiny", choices=sorted(SIZES))
+    p.add_argument("--steps", type=int, default=5)
+    p.add_argument("--skip-torch", action="store_true")
+    args = p.parse_args(argv)
+    size = SIZES[args.size]
+    n_layer, n_embd, n_head, vocab, B = size
+    layout, batch = synthetic_batch(vocab, B)
+    T = layout.length
+    cfg = ModelConfig(vocab_size=vocab, n_positions=T + 8, n_embd=n_embd, n_layer=n_layer, n_head=n_head)
+    peak = matmul_peak()
+    rows = {}
+    for method in ("coconut", "cot"):
+        sec, n_params = jax_step_time(cfg, layout, batch, method, args.steps)
+        rows[f"lrm_jax {method}"] = sec
+    if not args.skip_torch:
+        rows["torch n+1-pass coconut"] = torch_step_time(size, layout, batch, "coconut", args.steps)
+        rows["torch plain pass"] = torch_step_time(size, layout, batch, "cot", args.steps)
+    tokens = B * T
+    print(f"machine: {platform.processor() or platform.machine()}, {jax.device_count()} device(s), "
+          f"jax {jax.__version__}; size {args.size}: L={n_layer} d={n_embd} H={n_head} V={vocab} "
+          f"params={n_params:,}; B x T = {B} x {T}; matmul peak {peak / 1e9:.0f} GFLOP/s")
+    print("| variant | s/step | tokens/s (all positions) | MFU |")
+    print("|---|---|---|---|")
+    for name, sec in rows.items():
+        mfu = 6 * n_params * tokens / sec / peak
+        print(f"| {name} | {sec:.3f} | {tokens / sec:,.0f} | {100 * mfu:.1f}% |")
+    ours = rows["lrm_jax coconut"]
+    summary = {"latent_overhead_vs_our_cot": ours / rows["lrm_jax cot"]}
+    if not args.skip_torch:
+        summary["speedup_vs_torch_n+1_pass"] = rows["torch n+1-pass coconut"] / ours
+    print(json.dumps({k: round(v, 3) for k, v in summary.items()}))
+
+
+if __name__ == "__main__":
+    main()
