@@ -53,7 +53,9 @@ class ModelConfig:
 
 
 TASKS = ("prosqa", "prontoqa", "arithmetic", "gsm8k")
-METHODS = ("coconut", "pause", "cot", "nocot")
+METHODS = ("coconut", "pause", "cot", "nocot", "multimode")
+# Methods with thought slots and COCONUT's stage curriculum.
+CURRICULUM_METHODS = ("coconut", "pause", "multimode")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,6 +105,8 @@ class MethodConfig:
     reset_optimizer: str = "stage"
     # Thoughts used at evaluation; -1 = the current stage's number (as the reference).
     eval_thoughts: int = -1
+    # multimode: loss = a*L_latent + b*L_verbal + c*L_direct (the paper uses 1, 1, 1).
+    mode_weights: tuple[float, ...] = (1.0, 1.0, 1.0)
 
     def __post_init__(self):
         if self.name not in METHODS:
@@ -111,6 +115,8 @@ class MethodConfig:
             raise ConfigError("method: c_thought, max_latent_stage >= 0 and epochs_per_stage > 0")
         if not 0.0 <= self.uniform_prob <= 1.0:
             raise ConfigError(f"method.uniform_prob must be in [0, 1], got {self.uniform_prob}")
+        if len(self.mode_weights) != 3 or min(self.mode_weights) < 0:
+            raise ConfigError("method.mode_weights must be three non-negative numbers (latent, verbal, direct)")
         if self.reset_optimizer not in ("stage", "epoch", "never"):
             raise ConfigError("method.reset_optimizer must be 'stage', 'epoch' or 'never'")
 

@@ -75,3 +75,17 @@ def test_too_long_is_a_clear_error(data):
     recs, tok = data
     with pytest.raises(LayoutError, match="record 0: question has .* > max_question_len 5"):
         make_batch(recs, tok, Layout(5, 3, 2, 40), "cot", 0)
+
+
+def test_multimode_rows_select_the_mode_in_column_p_minus_1(data):
+    from lrm_jax.data.layout import encode_multimode
+
+    recs, tok = data
+    ids, mask, loss = encode_multimode(recs[0], tok, LAYOUT, stage=1)
+    P, Z = LAYOUT.n_prefix, LAYOUT.n_latent
+    assert ids.shape == (3, LAYOUT.length)
+    assert [tok.id_to_token(i) for i in ids[:, P - 1]] == ["<|start-latent|>", "<|bocot|>", "<|eocot|>"]
+    assert mask[:, P : P + Z].sum(1).tolist() == [2, 0, 0]
+    texts = [tok.decode(ids[m, 1:][loss[m, :-1].astype(bool)]) for m in range(3)]
+    assert texts[1].startswith(" " + recs[0].steps[0]) and texts[2].startswith(" ###")
+    assert texts[0].startswith(" " + recs[0].steps[1])  # stage 1: the first step became thoughts

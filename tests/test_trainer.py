@@ -144,3 +144,43 @@ def test_bad_config_values_are_clear_errors(overrides, message, tmp_path):
     cfg = load(RunConfig, None, TINY + overrides)
     with pytest.raises((ConfigError, LayoutError), match=message):
         run(cfg, tmp_path, progress=False)
+
+
+def test_multimode_loss_is_the_weighted_sum_of_mode_losses(inputs):
+    """a*L_latent + b*L_verbal + c*L_direct, each a token mean within its mode."""
+    import jax.numpy as jnp
+
+    from lrm_jax.data.layout import encode_multimode, make_batch
+    from lrm_jax.model.gpt2 import init_model
+    from lrm_jax.training.objective import lm_loss
+
+    model = init_model(inputs.cfg.model, 0)
+    recs, tok, layout = inputs.train[:4], inputs.tokenizer, inputs.layout
+    rows = [encode_multimode(r, tok, layout, 1) for r in recs]
+    mm = {k: jnp.asarray(np.stack([r[i] for r in rows])) for i, k in enumerate(("ids", "mask", "loss_mask"))}
+    loss, metrics = lm_loss(model, mm, "multimode", layout, (0.5, 2.0, 3.0))
+    single = []
+    for method in ("coconut", "cot", "nocot"):
+        b = make_batch(recs, tok, layout, method, 1)
+        start_role = {"coconut": "start_latent", "cot": "bocot", "nocot": "eocot"}[method]
+        ids = b.ids.copy()
+        ids[:, layout.n_prefix - 1] = tok.ids[start_role]
+        sb = {"ids": jnp.asarray(ids), "mask": jnp.asarray(b.mask), "loss_mask": jnp.asarray(b.loss_mask)}
+        single.append(float(lm_loss(model, sb, "coconut", layout)[0]))
+    expected = 0.5 * single[0] + 2.0 * single[1] + 3.0 * single[2]
+    assert abs(float(loss) - expected) < 1e-4
+    assert abs(float(metrics["loss_verbal"]) - single[1]) < 1e-5
+
+
+def test_multimode_run_reports_accuracy_per_mode(cfg, inputs, tmp_path):
+    import json
+
+    c = dataclasses.replace(cfg, method=dataclasses.replace(cfg.method, name="multimode"),
+                            train=dataclasses.replace(cfg.train, num_epochs=1))
+    result = run(c, tmp_path, progress=False, inputs=inputs)
+    assert result.compiles == 1
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    valid = [r for r in rows if r["split"] == "valid"][-1]
+    assert {"accuracy_latent", "accuracy_verbal", "accuracy_direct"} <= set(valid)
+    train = [r for r in rows if r["split"] == "train"][-1]
+    assert {"loss_latent", "loss_verbal", "loss_direct"} <= set(train)

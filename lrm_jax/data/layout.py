@@ -14,6 +14,9 @@ question, the markers or the thoughts). Methods:
 - `coconut`: stage k replaces the first k steps by k*c thoughts (COCONUT's rules, below).
 - `pause`: the same sequence with a learned `<pause>` token in each used slot (one pass).
 - `cot`: every step in language, no thought used. `nocot`: no steps and no thought.
+- `multimode` (the interpretability paper's training-matched control): each record gives three
+  rows, selected by the token in column P-1: latent (`<|start-latent|>`, a COCONUT row at the
+  current stage), verbalized (`<|bocot|>`, a CoT row) and direct (`<|eocot|>`, a No-CoT row).
 
 COCONUT's stage rules (`get_cot_latent_dataset` in the reference): with probability
 `uniform_prob` the stage is drawn uniformly from 0..#steps; beyond `max_latent_stage` all steps
@@ -33,6 +36,8 @@ from lrm_jax.data.records import Record
 from lrm_jax.tokenizer import Tokenizer
 
 METHODS = ("coconut", "pause", "cot", "nocot")
+# multimode rows: (mode, row method, role of the token in column P-1)
+MODES = (("latent", "coconut", "start_latent"), ("verbal", "cot", "bocot"), ("direct", "nocot", "eocot"))
 ANSWER_PREFIX = "###"
 
 
@@ -89,8 +94,12 @@ def encode_example(
     stage: int,
     pad_latent_to_max: bool = True,
     index: int | None = None,
+    start_role: str = "start_latent",
 ):
-    """One row: (ids_T, mask_T, loss_mask_T, n_thoughts). Raises LayoutError if it does not fit."""
+    """One row: (ids_T, mask_T, loss_mask_T, n_thoughts). Raises LayoutError if it does not fit.
+
+    `start_role` names the special token in column P-1 (multimode selects the mode with it).
+    """
     if method not in METHODS:
         raise LayoutError(f"unknown method {method!r}; expected one of {METHODS}")
     ids = tokenizer.ids
@@ -116,7 +125,7 @@ def encode_example(
     mask = np.zeros(T, np.int32)
     loss = np.zeros(T, np.float32)
     row[P - 1 - len(q) : P - 1] = q
-    row[P - 1] = ids["start_latent"]
+    row[P - 1] = ids[start_role]
     mask[P - 1 - len(q) : P] = 1
     slot = ids["pause"] if method == "pause" else ids["latent"]
     row[P : P + Z] = slot
@@ -126,6 +135,16 @@ def encode_example(
     # Column t predicts column t+1: supervise the targets after the end marker.
     loss[P + Z : P + Z + len(tail) - 1] = 1.0
     return row, mask, loss, n_think
+
+
+def encode_multimode(record, tokenizer, layout, stage, pad_latent_to_max=True, index=None):
+    """Three rows (latent, verbal, direct) stacked: arrays of shape 3xT."""
+    rows = [
+        encode_example(record, tokenizer, layout, method, stage, pad_latent_to_max, index, role)
+        for _, method, role in MODES
+    ]
+    ids, mask, loss, _ = (np.stack(x) for x in zip(*rows))
+    return ids, mask, loss
 
 
 def make_batch(
@@ -150,7 +169,8 @@ def make_batch(
 
 
 def prompt_batch(
-    records: Sequence[Record], tokenizer: Tokenizer, layout: Layout, method: str, n_thoughts: int
+    records: Sequence[Record], tokenizer: Tokenizer, layout: Layout, method: str, n_thoughts: int,
+    start_role: str = "start_latent",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Generation prompts: columns [0, P+Z] of the layout, ending with the end marker.
 
@@ -170,7 +190,7 @@ def prompt_batch(
         if len(q) > layout.max_question_len:
             raise LayoutError(f"record {i}: question has {len(q)} tokens > max_question_len {layout.max_question_len}")
         out[i, P - 1 - len(q) : P - 1] = q
-        out[i, P - 1] = ids["start_latent"]
+        out[i, P - 1] = ids[start_role]
         out[i, P : P + Z] = ids["pause"] if method == "pause" else ids["latent"]
         out[i, P + Z] = ids["end_latent"]
         mask[i, P - 1 - len(q) : P] = 1

@@ -45,14 +45,14 @@ def _generate(graphdef, params, ids, mask, *, method, n_prefix, n_latent, max_ne
 
 def generate_texts(
     graphdef, params, records: Sequence[Record], tokenizer: Tokenizer, layout: Layout, method: str,
-    n_thoughts: int, *, batch_size: int, max_new_tokens: int, sharding=None,
+    n_thoughts: int, *, batch_size: int, max_new_tokens: int, sharding=None, start_role: str = "start_latent",
 ) -> list[str]:
     texts = []
     for start in range(0, len(records), batch_size):
         chunk = list(records[start : start + batch_size])
         n = len(chunk)
         chunk += [chunk[-1]] * (batch_size - n)  # fixed shape: one compile
-        ids, mask = prompt_batch(chunk, tokenizer, layout, method, n_thoughts)
+        ids, mask = prompt_batch(chunk, tokenizer, layout, method, n_thoughts, start_role)
         ids, mask = jnp.asarray(ids), jnp.asarray(mask)
         if sharding is not None:
             ids, mask = jax.device_put(ids, sharding), jax.device_put(mask, sharding)

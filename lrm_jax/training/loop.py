@@ -27,8 +27,8 @@ import optax
 from flax import nnx
 from tqdm import tqdm
 
-from lrm_jax.config import RunConfig
-from lrm_jax.data.layout import encode_example
+from lrm_jax.config import CURRICULUM_METHODS, RunConfig
+from lrm_jax.data.layout import MODES, encode_example, encode_multimode
 from lrm_jax.data.pipeline import record_pipeline
 from lrm_jax.sharding import batch_sharding, check_batch_size, global_batch, make_mesh, param_sharding
 from lrm_jax.training.checkpoint import Checkpointer, write_run_files
@@ -57,14 +57,14 @@ def _resets(cfg: RunConfig, epoch: int) -> bool:
     """Optimizer reset at the start of `epoch`: curriculum methods only (the reference's CoT
     and No-CoT configs never reset)."""
     m = cfg.method
-    if m.name not in ("coconut", "pause") or m.reset_optimizer == "never":
+    if m.name not in CURRICULUM_METHODS or m.reset_optimizer == "never":
         return False
     return m.reset_optimizer == "epoch" or stage_of(cfg, epoch) != stage_of(cfg, epoch - 1)
 
 
 def eval_thoughts(cfg: RunConfig, stage: int) -> int:
     m = cfg.method
-    if m.name not in ("coconut", "pause"):
+    if m.name not in CURRICULUM_METHODS:
         return 0
     if m.eval_thoughts >= 0:
         return m.eval_thoughts
@@ -83,18 +83,21 @@ def _encoder(inputs: RunInputs, stage: int, epoch: int):
             rng = np.random.default_rng([cfg.train.seed, epoch, index])
             if rng.random() < m.uniform_prob:
                 s = int(rng.integers(0, len(rec.steps) + 1))
-        ids, mask, loss, _ = encode_example(rec, tok, layout, m.name, s, m.pad_latent_to_max)
+        if m.name == "multimode":
+            ids, mask, loss = encode_multimode(rec, tok, layout, s, m.pad_latent_to_max)
+        else:
+            ids, mask, loss, _ = encode_example(rec, tok, layout, m.name, s, m.pad_latent_to_max)
         return {"ids": ids, "mask": mask, "loss_mask": loss}
 
     return encode
 
 
-def make_train_step(graphdef, tx, method, layout, state_sharding, data_sharding, counter):
+def make_train_step(graphdef, tx, method, layout, state_sharding, data_sharding, counter, mode_weights=(1.0, 1.0, 1.0)):
     def step(state: TrainState, batch):
         counter[0] += 1  # runs only while tracing: counts compilations
 
         def loss_fn(params):
-            return lm_loss(nnx.merge(graphdef, params), batch, method, layout)
+            return lm_loss(nnx.merge(graphdef, params), batch, method, layout, mode_weights)
 
         (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
@@ -154,7 +157,7 @@ def run(
         raise ValueError(f"{len(inputs.train)} training records cannot fill one batch of {t.batch_size}")
     # The schedule restarts with each optimizer reset, so its horizon is one reset period.
     m = cfg.method
-    curriculum_resets = m.name in ("coconut", "pause") and m.reset_optimizer != "never"
+    curriculum_resets = m.name in CURRICULUM_METHODS and m.reset_optimizer != "never"
     epochs_per_period = (1 if m.reset_optimizer == "epoch" else m.epochs_per_stage) if curriculum_resets else t.num_epochs
     tx = make_optimizer(t, total_steps=steps_per_epoch * epochs_per_period // t.grad_accum)
 
@@ -179,7 +182,8 @@ def run(
         logger.log(int(state.step), "info", note=note)
 
     counter = [0]
-    train_step = make_train_step(graphdef, tx, cfg.method.name, layout, state_sharding, data_sharding, counter)
+    train_step = make_train_step(graphdef, tx, cfg.method.name, layout, state_sharding, data_sharding,
+                                 counter, cfg.method.mode_weights)
     source = list(enumerate(inputs.train))
     step = int(state.step)
     t0, trained_seconds, stopped, val_acc = time.time(), 0.0, "finished", None
@@ -267,13 +271,21 @@ class _Reporter:
 
 
 def _evaluate(graphdef, params, inputs: RunInputs, stage, sharding, logger, step, epoch) -> float:
+    """Generation accuracy; multimode models are scored in each mode (latent is returned)."""
     cfg = inputs.cfg
     records = inputs.valid[: cfg.train.eval_limit] if cfg.train.eval_limit else inputs.valid
     n_dev = sharding.mesh.size
     batch = max(n_dev, (cfg.train.eval_batch_size // n_dev) * n_dev)
     k = eval_thoughts(cfg, stage)
-    texts = generate_texts(graphdef, params, records, inputs.tokenizer, inputs.layout, cfg.method.name, k,
-                           batch_size=batch, max_new_tokens=cfg.train.max_new_tokens, sharding=sharding)
-    acc = accuracy(records, texts)
-    logger.log(step, "valid", epoch=epoch, stage=stage, thoughts=k, accuracy=acc, n=len(records))
-    return acc
+    if cfg.method.name == "multimode":
+        modes = [(name, method, role) for name, method, role in MODES]
+    else:
+        modes = [("", cfg.method.name, "start_latent")]
+    accs = {}
+    for name, method, role in modes:
+        texts = generate_texts(graphdef, params, records, inputs.tokenizer, inputs.layout, method, k,
+                               batch_size=batch, max_new_tokens=cfg.train.max_new_tokens,
+                               sharding=sharding, start_role=role)
+        accs[f"accuracy_{name}" if name else "accuracy"] = accuracy(records, texts)
+    logger.log(step, "valid", epoch=epoch, stage=stage, thoughts=k, n=len(records), **accs)
+    return accs.get("accuracy", accs.get("accuracy_latent"))

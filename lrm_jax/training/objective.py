@@ -18,21 +18,39 @@ from lrm_jax.model.latent import latent_forward
 
 
 def hidden_states(model: GPT2, ids, mask, method: str, layout: Layout) -> jax.Array:
-    if method == "coconut":
+    if method in ("coconut", "multimode"):
         return latent_forward(model, ids, mask, n_prefix=layout.n_prefix, n_latent=layout.n_latent).h
     return model.forward(model.embed(ids), positions_from_mask(mask), mask).h
 
 
-def lm_loss(model: GPT2, batch: dict, method: str, layout: Layout):
-    """Token-mean cross-entropy over supervised targets; returns (loss, metrics)."""
+def lm_loss(model: GPT2, batch: dict, method: str, layout: Layout, mode_weights=(1.0, 1.0, 1.0)):
+    """Token-mean cross-entropy over supervised targets; returns (loss, metrics).
+
+    Multimode batches are BxMxT (M = 3 modes: latent, verbal, direct); the loss is
+    sum_m w_m * (token-mean CE of mode m), the paper's a*L_latent + b*L_verbal + c*L_direct.
+    """
     ids, mask, loss_mask = batch["ids"], batch["mask"], batch["loss_mask"]
+    multimode = ids.ndim == 3
+    if multimode:
+        B, M, T = ids.shape
+        ids, mask, loss_mask = (x.reshape(B * M, T) for x in (ids, mask, loss_mask))
     start = layout.n_prefix + layout.n_latent
     h = hidden_states(model, ids, mask, method, layout)
     logits = model.unembed(h[:, start:-1])
     targets = ids[:, start + 1 :]
     weights = loss_mask[:, start:-1]
     ce = optax.softmax_cross_entropy_with_integer_labels(logits, targets)
+    hit = (jnp.argmax(logits, -1) == targets) * weights
     n = jnp.maximum(weights.sum(), 1.0)
-    loss = (ce * weights).sum() / n
-    correct = ((jnp.argmax(logits, -1) == targets) * weights).sum() / n
-    return loss, {"loss": loss, "token_acc": correct, "tokens": weights.sum()}
+    metrics = {"token_acc": hit.sum() / n, "tokens": weights.sum()}
+    if not multimode:
+        loss = (ce * weights).sum() / n
+    else:
+        ce_per_mode = (ce * weights).reshape(B, M, -1).sum((0, 2))
+        n_per_mode = jnp.maximum(weights.reshape(B, M, -1).sum((0, 2)), 1.0)
+        per_mode = ce_per_mode / n_per_mode
+        loss = jnp.dot(jnp.asarray(mode_weights, jnp.float32), per_mode)
+        for k, name in enumerate(("latent", "verbal", "direct")):
+            metrics[f"loss_{name}"] = per_mode[k]
+    metrics["loss"] = loss
+    return loss, metrics

@@ -13,7 +13,7 @@ import jax
 import numpy as np
 from flax import nnx
 
-from lrm_jax.config import ConfigError, RunConfig, from_dict
+from lrm_jax.config import CURRICULUM_METHODS, ConfigError, RunConfig, from_dict
 from lrm_jax.data.generators import GENERATORS
 from lrm_jax.data.layout import Layout, LayoutError, encode_example, sequence_texts
 from lrm_jax.data.loaders import load_records
@@ -61,16 +61,17 @@ def load_data(cfg: RunConfig) -> tuple[list[Record], list[Record], list[str]]:
 
 def make_layout(cfg: RunConfig) -> Layout:
     m = cfg.method
-    stages = m.max_latent_stage if m.name in ("coconut", "pause") else 0
+    stages = m.max_latent_stage if m.name in CURRICULUM_METHODS else 0
     return Layout(cfg.data.max_question_len, stages, m.c_thought if stages else 0, cfg.data.max_rest_len)
 
 
 def _check_fits(records, tokenizer, layout, method, where: str) -> None:
     """Stage 0 has the longest continuation; the last stage the most thoughts."""
+    methods = ("coconut", "cot") if method == "multimode" else (method,)
     for i, rec in enumerate(records):
-        for stage in (0, layout.max_latent_stage + 1):
+        for stage, m in ((s, m) for s in (0, layout.max_latent_stage + 1) for m in methods):
             try:
-                encode_example(rec, tokenizer, layout, method, stage, index=i)
+                encode_example(rec, tokenizer, layout, m, stage, index=i)
             except LayoutError as e:
                 raise LayoutError(f"{where} {e} (raise data.max_question_len / data.max_rest_len)") from None
 
@@ -88,7 +89,7 @@ def resolve(cfg: RunConfig, tokenizer: Tokenizer | None = None) -> RunInputs:
     tokenizer = tokenizer or build_tokenizer(cfg, train + valid)
     m = cfg.method
     longest = max(len(r.steps) for r in train)
-    if m.name in ("coconut", "pause") and m.max_latent_stage > longest:
+    if m.name in CURRICULUM_METHODS and m.max_latent_stage > longest:
         raise ConfigError(
             f"method.max_latent_stage={m.max_latent_stage} exceeds the longest chain in the "
             f"training data ({longest} steps)"
