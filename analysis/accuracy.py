@@ -1,0 +1,63 @@
+"""Generation accuracy of a checkpoint, at one or more numbers of thoughts.
+
+    python -m analysis.accuracy --ckpt checkpoints/arith_coconut --thoughts 0 1 2 3 [--data FILE]
+
+Without `--data` it scores the run's own validation set (regenerated from the saved config:
+generators are deterministic). `--thoughts 0` puts the end marker right after the start
+marker, i.e. the thoughts removed. The last line is JSON: {"thoughts": {k: accuracy}, "n": N}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from flax import nnx
+
+from lrm_jax.data.loaders import DataError, load_records
+from lrm_jax.training.checkpoint import CheckpointError, load_params, read_run_files
+from lrm_jax.training.evaluate import accuracy, generate_texts
+from lrm_jax.training.setup import load_data, make_layout
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--ckpt", required=True, help="an lrm_jax run directory")
+    p.add_argument("--thoughts", type=int, nargs="+", default=None, help="default: the run's maximum")
+    p.add_argument("--data", help="records to score (default: the run's validation set)")
+    p.add_argument("--limit", type=int, default=0)
+    p.add_argument("--batch-size", type=int, default=128)
+    args = p.parse_args(argv)
+    try:
+        cfg, tok = read_run_files(args.ckpt)
+        model = load_params(args.ckpt)
+        if args.data:
+            loaded = load_records(args.data, lenient=True)
+            print(loaded.summary(), file=sys.stderr)
+            records = loaded.records
+        else:
+            records = load_data(cfg)[1]
+    except (CheckpointError, DataError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    records = records[: args.limit] if args.limit else records
+    layout = make_layout(cfg)
+    thoughts = args.thoughts if args.thoughts is not None else [layout.n_latent]
+    graphdef, params = nnx.split(model, nnx.Param)
+    method = "coconut" if cfg.method.name == "multimode" else cfg.method.name
+    out = {}
+    for k in thoughts:
+        if not 0 <= k <= layout.n_latent:
+            print(f"error: --thoughts {k} not in [0, {layout.n_latent}] for this run", file=sys.stderr)
+            return 2
+        texts = generate_texts(graphdef, params, records, tok, layout, method, k,
+                               batch_size=args.batch_size, max_new_tokens=cfg.train.max_new_tokens)
+        out[k] = accuracy(records, texts)
+        print(f"{cfg.method.name} with {k} thought(s): accuracy {out[k]:.4f} on {len(records)} records")
+    print(json.dumps({"ckpt": args.ckpt, "method": cfg.method.name, "n": len(records), "thoughts": out}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
