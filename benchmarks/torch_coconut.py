@@ -19,8 +19,9 @@ def make_model(vocab_size: int, n_layer: int, n_embd: int, n_head: int, n_positi
     cfg = GPT2Config(
         vocab_size=vocab_size, n_layer=n_layer, n_embd=n_embd, n_head=n_head, n_positions=n_positions,
         bos_token_id=0, eos_token_id=0, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
+        attn_implementation="sdpa",
     )
-    return GPT2LMHeadModel(cfg, attn_implementation="sdpa")
+    return GPT2LMHeadModel(cfg)
 
 
 def coconut_loss(model: GPT2LMHeadModel, ids, mask, labels, n_prefix: int, n_latent: int) -> torch.Tensor:

@@ -139,8 +139,10 @@ def main(argv=None):
     for method in ("coconut", "cot"):
         sec, n_params = jax_step_time(cfg, layout, batch, method, args.steps)
         rows[f"lrm_jax {method}"] = sec
+        print(f"lrm_jax {method}: {sec:.3f} s/step", flush=True)
     if not args.skip_torch:
         rows["torch n+1-pass coconut"] = torch_step_time(size, layout, batch, "coconut", args.steps)
+        print(f"torch n+1-pass coconut: {rows['torch n+1-pass coconut']:.3f} s/step", flush=True)
         rows["torch plain pass"] = torch_step_time(size, layout, batch, "cot", args.steps)
     tokens = B * T
     print(f"machine: {platform.processor() or platform.machine()}, {jax.device_count()} device(s), "
