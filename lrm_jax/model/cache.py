@@ -42,6 +42,13 @@ class KVCache:
     def advance(self, n: int) -> "KVCache":
         return dataclasses.replace(self, index=self.index + n)
 
+    @staticmethod
+    def concat(parts: "list[KVCache]", index) -> "KVCache":
+        """Slots of several caches in order, as one cache whose next write goes to `index`."""
+        k = jnp.concatenate([p.k for p in parts], axis=2)
+        v = jnp.concatenate([p.v for p in parts], axis=2)
+        return KVCache(k, v, jnp.asarray(index, jnp.int32))
+
     def truncate(self, index) -> "KVCache":
         """Rewinds the write index; later slots are overwritten by the next writes."""
         return dataclasses.replace(self, index=jnp.asarray(index, jnp.int32))

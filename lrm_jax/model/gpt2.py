@@ -48,7 +48,7 @@ class Attention(nnx.Module):
         self.c_attn = nnx.Linear(cfg.n_embd, 3 * cfg.n_embd, kernel_init=init, dtype=dt, rngs=rngs)
         self.c_proj = nnx.Linear(cfg.n_embd, cfg.n_embd, kernel_init=proj_init, dtype=dt, rngs=rngs)
 
-    def __call__(self, x_BxTxD, allowed_BxTxS, layer: int, cache: KVCache | None):
+    def __call__(self, x_BxTxD, allowed_BxTxS, layer: int, cache: KVCache | None, prefix: KVCache | None):
         B, T, D = x_BxTxD.shape
         K = D // self.n_head
         qkv = self.c_attn(x_BxTxD).reshape(B, T, 3, self.n_head, K)
@@ -58,6 +58,9 @@ class Attention(nnx.Module):
             k_BxSxHxK, v_BxSxHxK = cache.k[layer], cache.v[layer]
         else:
             k_BxSxHxK, v_BxSxHxK = k_BxTxHxK, v_BxTxHxK
+        if prefix is not None:
+            k_BxSxHxK = jnp.concatenate([prefix.k[layer].astype(k_BxSxHxK.dtype), k_BxSxHxK], axis=1)
+            v_BxSxHxK = jnp.concatenate([prefix.v[layer].astype(v_BxSxHxK.dtype), v_BxSxHxK], axis=1)
         # Scores and softmax in fp32 whatever the compute dtype.
         scores_BxHxTxS = jnp.einsum(
             "bthk,bshk->bhts", q_BxTxHxK, k_BxSxHxK, preferred_element_type=jnp.float32
@@ -89,8 +92,8 @@ class Block(nnx.Module):
         self.ln_2 = nnx.LayerNorm(cfg.n_embd, epsilon=cfg.layer_norm_epsilon, dtype=dt, rngs=rngs)
         self.mlp = MLP(cfg, rngs=rngs)
 
-    def __call__(self, x, allowed_BxTxS, layer: int, cache: KVCache | None):
-        a, cache = self.attn(self.ln_1(x), allowed_BxTxS, layer, cache)
+    def __call__(self, x, allowed_BxTxS, layer: int, cache: KVCache | None, prefix: KVCache | None):
+        a, cache = self.attn(self.ln_1(x), allowed_BxTxS, layer, cache, prefix)
         x = x + a
         x = x + self.mlp(self.ln_2(x))
         return x, cache
@@ -117,15 +120,20 @@ class GPT2(nnx.Module):
         attention_mask_BxS: jax.Array,
         cache: KVCache | None = None,
         *,
+        prefix: KVCache | None = None,
         return_layers: bool = False,
     ) -> ForwardOutput:
         """Runs the blocks on input embeddings.
 
         Without a cache, S == T. With one, the T new tokens are written at slots
         [cache.index, cache.index + T) and attend to every earlier slot allowed by the mask.
+        `prefix` is a read-only cache of keys/values that come before all of these slots (its
+        slots are counted first in the mask); a loop can close over it instead of carrying it.
         """
         B, T, _ = x_BxTxD.shape
         start = 0 if cache is None else cache.index
+        if prefix is not None:
+            start = start + prefix.max_len
         query_slot_T = start + jnp.arange(T)
         S = attention_mask_BxS.shape[1]
         causal_TxS = jnp.arange(S)[None, :] <= query_slot_T[:, None]
@@ -133,7 +141,7 @@ class GPT2(nnx.Module):
         x = x_BxTxD + self.wpe(positions_BxT)
         layers = [x] if return_layers else None
         for layer, block in enumerate(self.h):
-            x, cache = block(x, allowed_BxTxS, layer, cache)
+            x, cache = block(x, allowed_BxTxS, layer, cache, prefix)
             if return_layers:
                 layers.append(x)
         if cache is not None:

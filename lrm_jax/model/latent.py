@@ -71,10 +71,14 @@ def latent_forward(
         positions_BxT = positions_from_mask(mask_BxT)
     x_BxTxD = model.embed(ids_BxT)
     cache_len = T if cache_len is None else cache_len
-    cache = model.new_cache(B, cache_len)
     keys_BxS = key_mask(mask_BxT, cache_len)
 
-    pre = model.forward(x_BxTxD[:, :P], positions_BxT[:, :P], keys_BxS, cache, return_layers=return_layers)
+    # Three caches instead of one: the prefix's is read-only inside the scan (closed over, not
+    # carried), so the backward pass neither stores nor differentiates it once per thought.
+    pre = model.forward(
+        x_BxTxD[:, :P], positions_BxT[:, :P], keys_BxS[:, :P], model.new_cache(B, P),
+        return_layers=return_layers,
+    )
 
     def step(carry, z):
         cache, h_prev_BxD = carry
@@ -83,16 +87,21 @@ def latent_forward(
             x_BxD = intervene(z, x_BxD)
         out = model.forward(
             x_BxD[:, None], jax.lax.dynamic_slice_in_dim(positions_BxT, P + z, 1, axis=1),
-            keys_BxS, cache, return_layers=return_layers,
+            keys_BxS[:, : P + Z], cache, prefix=pre.cache, return_layers=return_layers,
         )
         h_BxD = out.h[:, 0]
         ys = (h_BxD, x_BxD, out.layers[:, :, 0] if return_layers else None)
         return (out.cache, h_BxD), ys
 
-    (cache, _), (h_ZxBxD, x_ZxBxD, layers_Zx) = jax.lax.scan(
-        step, (pre.cache, pre.h[:, -1]), jnp.arange(Z)
+    (latent_cache, _), (h_ZxBxD, x_ZxBxD, layers_Zx) = jax.lax.scan(
+        step, (model.new_cache(B, Z), pre.h[:, -1]), jnp.arange(Z)
     )
-    rest = model.forward(x_BxTxD[:, P + Z :], positions_BxT[:, P + Z :], keys_BxS, cache, return_layers=return_layers)
+    before = KVCache.concat([pre.cache, latent_cache], P + Z)
+    rest = model.forward(
+        x_BxTxD[:, P + Z :], positions_BxT[:, P + Z :], keys_BxS, model.new_cache(B, cache_len - P - Z),
+        prefix=before, return_layers=return_layers,
+    )
+    cache = KVCache.concat([before, rest.cache], T)
 
     h = jnp.concatenate([pre.h, h_ZxBxD.transpose(1, 0, 2), rest.h], axis=1)
     layers = None
