@@ -1,10 +1,10 @@
 """The main job on an embedded default: `python -m lrm_jax.demo [--out report] [--quick]`.
 
-Today it runs the stages that exist: it generates the CPU-sized task variants (a logic task
-where the paper finds thoughts unnecessary, and arithmetic where they are needed), verifies
-every gold trace with the trace checkers, builds the word tokenizer, and writes
-`report/README.md` saying what was done. Training and the three analysis studies are not built
-yet; the report says so plainly rather than pretending.
+Today it generates the CPU-sized task variants (a logic task where the paper finds thoughts
+unnecessary, and arithmetic where they are needed), verifies every gold trace with the trace
+checkers, builds the word tokenizers, and writes `report/README.md` saying what was done. The
+trainer exists (`python -m train.cot|coconut|...`, see RESULTS.md) but the demo does not run it
+yet, nor the analysis studies; the report says so plainly rather than pretending.
 """
 
 from __future__ import annotations
@@ -58,8 +58,8 @@ def main(argv=None) -> int:
         print(f"{task}: vocabulary of {tok.vocab_size} tokens")
     lines += [
         "",
-        "Not built yet (open issues): training (COCONUT, CODI, CoT, No-CoT), the necessity,",
-        "decoding and verification studies, figures. This report therefore has no model results.",
+        "Not in the demo yet (issue #6): training (the trainer exists: `python -m train.cot` etc.),",
+        "CODI, the necessity, decoding and verification studies, figures. No model results here.",
     ]
     out.mkdir(parents=True, exist_ok=True)
     (out / "README.md").write_text("\n".join(lines) + "\n")
