@@ -58,16 +58,26 @@ class Attention(nnx.Module):
             k_BxSxHxK, v_BxSxHxK = cache.k[layer], cache.v[layer]
         else:
             k_BxSxHxK, v_BxSxHxK = k_BxTxHxK, v_BxTxHxK
-        if prefix is not None:
-            k_BxSxHxK = jnp.concatenate([prefix.k[layer].astype(k_BxSxHxK.dtype), k_BxSxHxK], axis=1)
-            v_BxSxHxK = jnp.concatenate([prefix.v[layer].astype(v_BxSxHxK.dtype), v_BxSxHxK], axis=1)
-        # Scores and softmax in fp32 whatever the compute dtype.
-        scores_BxHxTxS = jnp.einsum(
-            "bthk,bshk->bhts", q_BxTxHxK, k_BxSxHxK, preferred_element_type=jnp.float32
+        # Scores and softmax in fp32 whatever the compute dtype. With a prefix, its keys and
+        # values are used where they are: only the (small) score tensors are concatenated.
+        key_parts = ([(prefix.k[layer], prefix.v[layer])] if prefix is not None else []) + [(k_BxSxHxK, v_BxSxHxK)]
+        scores_BxHxTxS = jnp.concatenate(
+            [
+                jnp.einsum("bthk,bshk->bhts", q_BxTxHxK, k.astype(q_BxTxHxK.dtype), preferred_element_type=jnp.float32)
+                for k, _ in key_parts
+            ],
+            axis=-1,
         ) / math.sqrt(K)
         scores_BxHxTxS = jnp.where(allowed_BxTxS[:, None], scores_BxHxTxS, -1e30)
         probs_BxHxTxS = jax.nn.softmax(scores_BxHxTxS, axis=-1).astype(v_BxSxHxK.dtype)
-        out_BxTxHxK = jnp.einsum("bhts,bshk->bthk", probs_BxHxTxS, v_BxSxHxK)
+        out_BxTxHxK = 0
+        offset = 0
+        for k, v in key_parts:
+            n = k.shape[1]
+            out_BxTxHxK = out_BxTxHxK + jnp.einsum(
+                "bhts,bshk->bthk", probs_BxHxTxS[..., offset : offset + n], v.astype(probs_BxHxTxS.dtype)
+            )
+            offset += n
         return self.c_proj(out_BxTxHxK.reshape(B, T, D)), cache
 
 

@@ -63,7 +63,7 @@ def latent_forward(
     """
     B, T = ids_BxT.shape
     P, Z = n_prefix, n_latent
-    if not 0 < P and P + Z <= T:
+    if not (0 < P and P + Z <= T):
         raise ValueError(f"latent layout needs 0 < n_prefix and n_prefix + n_latent <= T, got {P}, {Z}, {T}")
     feedback = coconut_feedback(model) if feedback is None else feedback
     mask_BxT = mask_BxT.astype(jnp.int32)
@@ -93,10 +93,16 @@ def latent_forward(
         ys = (h_BxD, x_BxD, out.layers[:, :, 0] if return_layers else None)
         return (out.cache, h_BxD), ys
 
-    (latent_cache, _), (h_ZxBxD, x_ZxBxD, layers_Zx) = jax.lax.scan(
-        step, (model.new_cache(B, Z), pre.h[:, -1]), jnp.arange(Z)
-    )
-    before = KVCache.concat([pre.cache, latent_cache], P + Z)
+    if Z > 0:
+        (latent_cache, _), (h_ZxBxD, x_ZxBxD, layers_Zx) = jax.lax.scan(
+            step, (model.new_cache(B, Z), pre.h[:, -1]), jnp.arange(Z)
+        )
+        before = KVCache.concat([pre.cache, latent_cache], P + Z)
+    else:  # no thought slots: nothing to scan (a zero-length scan would still trace a step)
+        D = x_BxTxD.shape[-1]
+        h_ZxBxD = x_ZxBxD = jnp.zeros((0, B, D), x_BxTxD.dtype)
+        layers_Zx = jnp.zeros((0, model.cfg.n_layer + 1, B, D), x_BxTxD.dtype) if return_layers else None
+        before = KVCache.concat([pre.cache], P)
     rest = model.forward(
         x_BxTxD[:, P + Z :], positions_BxT[:, P + Z :], keys_BxS, model.new_cache(B, cache_len - P - Z),
         prefix=before, return_layers=return_layers,
