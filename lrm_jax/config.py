@@ -132,7 +132,7 @@ class TrainConfig:
     clip_norm: float = 0.0  # 0 = no clipping (the reference)
     num_epochs: int = 4
     max_steps: int = 0  # > 0 stops early (smoke tests, time-boxed runs)
-    time_limit_minutes: float = 0.0  # > 0 saves and stops after this much training time
+    time_limit_minutes: float = 0.0  # > 0: save and stop after this many minutes of this invocation
     seed: int = 0
     init_from: str = ""  # an lrm_jax run directory or a local HF GPT-2 directory
     log_every: int = 20

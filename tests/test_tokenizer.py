@@ -1,7 +1,5 @@
 """Word-level and Hugging Face tokenizers behind one interface; special tokens added once."""
 
-import json
-
 import pytest
 
 from lrm_jax.data.loaders import load_records

@@ -86,6 +86,13 @@ def n_thoughts_and_skip(n_steps: int, stage: int, layout: Layout, pad_latent_to_
     return stage * layout.c_thought, min(stage, n_steps)
 
 
+def sample_stage(record: Record, stage: int, uniform_prob: float, rng: np.random.Generator | None) -> int:
+    """COCONUT's stage mixing: with probability `uniform_prob`, a stage uniform in 0..#steps."""
+    if uniform_prob > 0 and rng is not None and rng.random() < uniform_prob:
+        return int(rng.integers(0, len(record.steps) + 1))
+    return stage
+
+
 def encode_example(
     record: Record,
     tokenizer: Tokenizer,
@@ -160,9 +167,7 @@ def make_batch(
 ) -> Batch:
     rows = []
     for i, rec in enumerate(records):
-        s = stage
-        if uniform_prob > 0 and rng is not None and rng.random() < uniform_prob:
-            s = int(rng.integers(0, len(rec.steps) + 1))
+        s = sample_stage(rec, stage, uniform_prob, rng)
         rows.append(encode_example(rec, tokenizer, layout, method, s, pad_latent_to_max, index=i))
     ids, mask, loss, n = zip(*rows)
     return Batch(np.stack(ids), np.stack(mask), np.stack(loss), np.asarray(n, np.int32))

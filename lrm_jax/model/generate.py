@@ -70,7 +70,9 @@ def decode_greedy(
 
 
 def prefill(model: GPT2, ids_BxT: jax.Array, mask_BxT: jax.Array, max_new_tokens: int):
-    """Runs a prompt (masked columns anywhere: left pads, unused thought slots) into a fresh cache sized for `max_new_tokens` more tokens.
+    """Runs a prompt into a fresh cache sized for `max_new_tokens` more tokens.
+
+    Masked columns may sit anywhere (left pads, unused thought slots); positions skip them.
 
     Returns (cache, last logits, next position per row, key mask over all cache slots).
     """

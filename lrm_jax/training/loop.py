@@ -21,14 +21,13 @@ import time
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import nnx
 from tqdm import tqdm
 
 from lrm_jax.config import CURRICULUM_METHODS, RunConfig
-from lrm_jax.data.layout import MODES, encode_example, encode_multimode
+from lrm_jax.data.layout import MODES, encode_example, encode_multimode, sample_stage
 from lrm_jax.data.pipeline import record_pipeline
 from lrm_jax.sharding import batch_sharding, check_batch_size, global_batch, make_mesh, param_sharding
 from lrm_jax.training.checkpoint import Checkpointer, write_run_files
@@ -77,12 +76,9 @@ def _encoder(inputs: RunInputs, stage: int, epoch: int):
 
     def encode(item):
         index, rec = item
-        s = stage
-        if m.uniform_prob > 0:
-            # Seeded by (seed, epoch, record): identical on resume and on every host.
-            rng = np.random.default_rng([cfg.train.seed, epoch, index])
-            if rng.random() < m.uniform_prob:
-                s = int(rng.integers(0, len(rec.steps) + 1))
+        # Seeded by (seed, epoch, record): identical on resume and on every host.
+        rng = np.random.default_rng([cfg.train.seed, epoch, index]) if m.uniform_prob > 0 else None
+        s = sample_stage(rec, stage, m.uniform_prob, rng)
         if m.name == "multimode":
             ids, mask, loss = encode_multimode(rec, tok, layout, s, m.pad_latent_to_max)
         else:
@@ -186,7 +182,8 @@ def run(
                                  counter, cfg.method.mode_weights)
     source = list(enumerate(inputs.train))
     step = int(state.step)
-    t0, trained_seconds, stopped, val_acc = time.time(), 0.0, "finished", None
+    # time_limit_minutes counts this invocation's time (a resumed run gets the limit afresh).
+    t0, stopped, val_acc = time.time(), "finished", None
     bar = tqdm(total=steps_per_epoch * t.num_epochs, initial=step, disable=not progress or jax.process_index() != 0, dynamic_ncols=True)
     with _Stopper() as stopper:
         epoch = start_epoch
@@ -210,7 +207,7 @@ def run(
                 bar.update(1)
                 if on_step is not None:
                     on_step(step)
-                elapsed = trained_seconds + time.time() - t0
+                elapsed = time.time() - t0
                 reason = None
                 if stopper.requested:
                     reason = "sigterm"
@@ -278,7 +275,7 @@ def _evaluate(graphdef, params, inputs: RunInputs, stage, sharding, logger, step
     batch = max(n_dev, (cfg.train.eval_batch_size // n_dev) * n_dev)
     k = eval_thoughts(cfg, stage)
     if cfg.method.name == "multimode":
-        modes = [(name, method, role) for name, method, role in MODES]
+        modes = list(MODES)
     else:
         modes = [("", cfg.method.name, "start_latent")]
     accs = {}
