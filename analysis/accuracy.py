@@ -17,7 +17,7 @@ from flax import nnx
 
 from lrm_jax.data.loaders import DataError, load_records
 from lrm_jax.training.checkpoint import CheckpointError, load_params, read_run_files
-from lrm_jax.training.evaluate import accuracy, generate_texts
+from lrm_jax.training.evaluate import accuracy, generate_texts, modes_of
 from lrm_jax.training.setup import load_data, make_layout
 
 
@@ -45,13 +45,13 @@ def main(argv=None) -> int:
     layout = make_layout(cfg)
     thoughts = args.thoughts if args.thoughts is not None else [layout.n_latent]
     graphdef, params = nnx.split(model, nnx.Param)
-    method = "coconut" if cfg.method.name == "multimode" else cfg.method.name
+    mode = modes_of(cfg.method.name)[0]  # multi-mode models: their latent mode
     out = {}
     for k in thoughts:
         if not 0 <= k <= layout.n_latent:
             print(f"error: --thoughts {k} not in [0, {layout.n_latent}] for this run", file=sys.stderr)
             return 2
-        texts = generate_texts(graphdef, params, records, tok, layout, method, k,
+        texts = generate_texts(graphdef, params, records, tok, layout, mode, k,
                                batch_size=args.batch_size, max_new_tokens=cfg.train.max_new_tokens)
         out[k] = accuracy(records, texts)
         print(f"{cfg.method.name} with {k} thought(s): accuracy {out[k]:.4f} on {len(records)} records")

@@ -23,7 +23,7 @@ def summarize(run_dir: str) -> str:
     start = rows[0]["time"]
     end = max(r["time"] for r in rows)
     valid = [r for r in rows if r["split"] == "valid"]
-    key = "accuracy" if cfg.method.name != "multimode" else "accuracy_latent"
+    key = "accuracy" if cfg.method.name not in ("multimode", "codi_multimode") else "accuracy_latent"
     curve = ", ".join(f"{r[key]:.3f}" for r in valid[:-1])
     final = f"**{valid[-1][key]:.3f}**" if valid else "n/a"
     thoughts = int(valid[-1]["thoughts"]) if valid else 0

@@ -35,6 +35,14 @@ class ModelConfig:
     # Compute dtype: "float32" (default, exact) or "bfloat16" (accelerators). Params stay fp32.
     dtype: str = "float32"
     init_std: float = 0.02
+    # CODI's projection of a thought before it is fed back (Linear, GELU, Linear, LayerNorm):
+    # 0 = none (COCONUT feeds the post-ln_f hidden state itself); CODI uses n_embd.
+    projection_dim: int = 0
+    projection_ln: bool = True
+    # LoRA on c_attn / c_proj / c_fc (CODI's runs from a pretrained GPT-2): rank 0 = full
+    # fine-tuning. With LoRA only the adapters and the projection are trained.
+    lora_rank: int = 0
+    lora_alpha: float = 32.0
 
     def __post_init__(self):
         for name in ("vocab_size", "n_positions", "n_embd", "n_layer", "n_head"):
@@ -46,6 +54,8 @@ class ModelConfig:
             )
         if self.dtype not in ("float32", "bfloat16"):
             raise ConfigError(f"model.dtype must be 'float32' or 'bfloat16', got {self.dtype!r}")
+        if self.projection_dim < 0 or self.lora_rank < 0:
+            raise ConfigError("model.projection_dim and model.lora_rank must be >= 0 (0 = off)")
 
     @property
     def head_dim(self) -> int:
@@ -53,9 +63,13 @@ class ModelConfig:
 
 
 TASKS = ("prosqa", "prontoqa", "arithmetic", "gsm8k")
-METHODS = ("coconut", "pause", "cot", "nocot", "multimode")
+METHODS = ("coconut", "pause", "cot", "nocot", "multimode", "codi", "codi_multimode")
 # Methods with thought slots and COCONUT's stage curriculum.
 CURRICULUM_METHODS = ("coconut", "pause", "multimode")
+# CODI: a fixed number of thoughts (no curriculum), taught by the same model's CoT pass.
+CODI_METHODS = ("codi", "codi_multimode")
+# Every method that runs the continuous-thought loop.
+LATENT_METHODS = ("coconut", "multimode", "codi", "codi_multimode")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,7 +120,17 @@ class MethodConfig:
     # Thoughts used at evaluation; -1 = the current stage's number (as the reference).
     eval_thoughts: int = -1
     # multimode: loss = a*L_latent + b*L_verbal + c*L_direct (the paper uses 1, 1, 1).
+    # codi: (student CE, teacher CE, unused); codi_multimode: (student, teacher, direct).
     mode_weights: tuple[float, ...] = (1.0, 1.0, 1.0)
+    # CODI (codi.md section 2). Thoughts between <bot> and <eot>:
+    num_latent: int = 6
+    distill_factor: float = 1.0  # gamma: 1 for GPT-2, 20 for LLaMA-1B in the reference
+    distill_loss: str = "smooth_l1"  # or "l2"
+    distill_div_std: bool = True  # divide each layer's distance by the teacher's std
+    # The reference's data tricks: the teacher's CoT loses its last step (include_last_cot=False),
+    # and records whose answer is negative are dropped (GSM8k); both reported in the run log.
+    drop_last_step: bool = True
+    filter_negative_answers: bool = False
 
     def __post_init__(self):
         if self.name not in METHODS:
@@ -119,6 +143,10 @@ class MethodConfig:
             raise ConfigError("method.mode_weights must be three non-negative numbers (latent, verbal, direct)")
         if self.reset_optimizer not in ("stage", "epoch", "never"):
             raise ConfigError("method.reset_optimizer must be 'stage', 'epoch' or 'never'")
+        if self.num_latent < 0 or self.distill_factor < 0:
+            raise ConfigError("method.num_latent and method.distill_factor must be >= 0")
+        if self.distill_loss not in ("smooth_l1", "l2"):
+            raise ConfigError(f"method.distill_loss must be 'smooth_l1' or 'l2', got {self.distill_loss!r}")
 
 
 @dataclasses.dataclass(frozen=True)

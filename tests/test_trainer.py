@@ -119,7 +119,7 @@ def test_data_parallel_matches_one_device(cfg, inputs):
         abstract = jax.eval_shape(lambda p: init_state(p, tx), params)
         shard = param_sharding(abstract, mesh)
         state = jax.device_put(init_state(params, tx), shard)
-        step = make_train_step(graphdef, tx, "coconut", inputs.layout, shard, batch_sharding(mesh), [0])
+        step = make_train_step(graphdef, tx, inputs.cfg.method, inputs.layout, shard, batch_sharding(mesh), [0])
         data = jax.device_put(batch, batch_sharding(mesh))
         state, metrics = step(state, data)
         outs.append((float(metrics["loss"]), float(metrics["grad_norm"]), jax.tree.leaves(state.params)))
@@ -184,3 +184,26 @@ def test_multimode_run_reports_accuracy_per_mode(cfg, inputs, tmp_path):
     assert {"accuracy_latent", "accuracy_verbal", "accuracy_direct"} <= set(valid)
     train = [r for r in rows if r["split"] == "train"][-1]
     assert {"loss_latent", "loss_verbal", "loss_direct"} <= set(train)
+
+
+def test_codi_multimode_run_from_a_coconut_run(straight, tmp_path):
+    """CODI reuses the trainer: one compile, every loss term and mode logged; started from
+    another run, the parameters it lacks (the projection) are reported as new."""
+    import json
+
+    c = load(RunConfig, None, TINY + [
+        "method.name=codi_multimode", "method.num_latent=2", "model.projection_dim=32",
+        "train.num_epochs=1", f"train.init_from={straight[0]}",
+    ])
+    result = run(c, tmp_path, progress=False)
+    assert result.compiles == 1 and result.stopped == "finished"
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    notes = " ".join(r.get("note", "") for r in rows if r["split"] == "info")
+    assert "newly initialised: prj" in notes
+    train = [r for r in rows if r["split"] == "train"][-1]
+    assert {"loss_student", "loss_teacher", "loss_distill", "loss_direct"} <= set(train)
+    assert train["loss_distill"] > 0
+    valid = [r for r in rows if r["split"] == "valid"][-1]
+    assert {"accuracy_latent", "accuracy_verbal", "accuracy_direct"} <= set(valid) and valid["thoughts"] == 2
+    cfg, _ = read_run_files(tmp_path)
+    assert cfg.method.name == "codi_multimode" and load_params(tmp_path).prj is not None

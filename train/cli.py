@@ -10,7 +10,9 @@ from lrm_jax.data.layout import LayoutError
 from lrm_jax.data.loaders import DataError
 
 
-def main(argv=None, method: str | None = None, description: str = "") -> int:
+def main(argv=None, method: str | None = None, description: str = "", family: tuple[str, ...] = ()) -> int:
+    """`method` is forced unless the config already names one of `family` (e.g. the CODI
+    entry point keeps `codi_multimode`)."""
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--config", help="YAML file: differences from the defaults in lrm_jax/config.py")
     p.add_argument("--workdir", required=True, help="run directory (checkpoints, config, tokenizer, metrics)")
@@ -24,9 +26,10 @@ def main(argv=None, method: str | None = None, description: str = "") -> int:
     from lrm_jax.sharding import init_distributed
 
     init_distributed(args.coordinator, args.num_processes, args.process_id)
-    overrides = ([f"method.name={method}"] if method else []) + args.set
     try:
-        cfg = load(RunConfig, args.config, overrides)
+        cfg = load(RunConfig, args.config, args.set)
+        if method and cfg.method.name not in (method, *family):
+            cfg = load(RunConfig, args.config, [f"method.name={method}", *args.set])
         from lrm_jax.training.loop import run
 
         result = run(cfg, args.workdir, progress=not args.no_progress)

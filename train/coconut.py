@@ -5,4 +5,4 @@ import sys
 from train.cli import main
 
 if __name__ == "__main__":
-    sys.exit(main(method="coconut", description=__doc__))
+    sys.exit(main(method="coconut", description=__doc__, family=("multimode",)))

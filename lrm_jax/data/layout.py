@@ -78,6 +78,12 @@ def sequence_texts(record: Record) -> list[str]:
     return [record.question, *(" " + s for s in record.steps), f" {ANSWER_PREFIX} {record.answer}"]
 
 
+def answer_tokens(record: Record, tokenizer: Tokenizer) -> list[int]:
+    """" ###", the answer, <eos>. The prefix is tokenized on its own so that the token just
+    before the answer (CODI's distillation position) is always the last prefix token."""
+    return tokenizer.encode(" " + ANSWER_PREFIX) + tokenizer.encode(" " + record.answer) + [tokenizer.ids["eos"]]
+
+
 def n_thoughts_and_skip(n_steps: int, stage: int, layout: Layout, pad_latent_to_max: bool) -> tuple[int, int]:
     """(thoughts used, language steps dropped) for an example at a stage."""
     if stage > layout.max_latent_stage:
@@ -102,10 +108,12 @@ def encode_example(
     pad_latent_to_max: bool = True,
     index: int | None = None,
     start_role: str = "start_latent",
+    end_role: str = "end_latent",
 ):
     """One row: (ids_T, mask_T, loss_mask_T, n_thoughts). Raises LayoutError if it does not fit.
 
-    `start_role` names the special token in column P-1 (multimode selects the mode with it).
+    `start_role` names the special token in column P-1 (multimode selects the mode with it),
+    `end_role` the one in column P+Z (CODI uses `<bot>` and `<eot>`).
     """
     if method not in METHODS:
         raise LayoutError(f"unknown method {method!r}; expected one of {METHODS}")
@@ -123,8 +131,8 @@ def encode_example(
     else:
         n_think, skip = 0, len(steps)
     rest = [t for s in steps[skip:] for t in s]
-    answer = tokenizer.encode(answer_text) + [ids["eos"]]
-    tail = [ids["end_latent"]] + rest + answer
+    answer = answer_tokens(record, tokenizer)
+    tail = [ids[end_role]] + rest + answer
     if len(tail) > layout.max_rest_len:
         raise LayoutError(f"{where}steps and answer take {len(tail)} tokens > max_rest_len {layout.max_rest_len}")
     P, Z, T = layout.n_prefix, layout.n_latent, layout.length
@@ -176,6 +184,7 @@ def make_batch(
 def prompt_batch(
     records: Sequence[Record], tokenizer: Tokenizer, layout: Layout, method: str, n_thoughts: int,
     start_role: str = "start_latent",
+    end_role: str = "end_latent",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Generation prompts: columns [0, P+Z] of the layout, ending with the end marker.
 
@@ -197,7 +206,7 @@ def prompt_batch(
         out[i, P - 1 - len(q) : P - 1] = q
         out[i, P - 1] = ids[start_role]
         out[i, P : P + Z] = ids["pause"] if method == "pause" else ids["latent"]
-        out[i, P + Z] = ids["end_latent"]
+        out[i, P + Z] = ids[end_role]
         mask[i, P - 1 - len(q) : P] = 1
         mask[i, P : P + n_thoughts] = 1
         mask[i, P + Z] = 1

@@ -12,6 +12,9 @@ Conventions:
   removed by masking it and shifting the later positions.
 - Parameter names follow GPT-2 (`wte`, `wpe`, `h.{i}.attn.c_attn`, `ln_f`, ...) so Hugging Face
   import/export is a name table (`lrm_jax.model.hf_io`).
+- Optional pieces, both off by default: `prj`, CODI's projection of a thought before it is fed
+  back (`latent_feedback`), and LoRA adapters on c_attn / c_proj / c_fc (Flax's `nnx.LoRA`,
+  scaled by alpha / rank as in PEFT; their parameters are `nnx.LoRAParam`).
 - Shape suffixes: B batch, T new tokens, S key slots, D model width, H heads, K head dim,
   L layers, V vocab.
 """
@@ -39,14 +42,52 @@ def _dtype(cfg: ModelConfig):
     return jnp.bfloat16 if cfg.dtype == "bfloat16" else jnp.float32
 
 
+class ScaledLoRALinear(nnx.LoRALinear):
+    """`nnx.LoRALinear` with PEFT's scaling: y = x W + b + (alpha / r) x A B."""
+
+    def __init__(self, *args, lora_scale: float, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.lora_scale = lora_scale
+
+    def __call__(self, x):
+        return nnx.Linear.__call__(self, x) + self.lora_scale * self.lora(x)
+
+
+def _linear(cfg: ModelConfig, n_in: int, n_out: int, init, rngs: nnx.Rngs):
+    dt = _dtype(cfg)
+    if cfg.lora_rank > 0:
+        return ScaledLoRALinear(
+            n_in, n_out, lora_rank=cfg.lora_rank, lora_scale=cfg.lora_alpha / cfg.lora_rank,
+            kernel_init=init, dtype=dt, lora_dtype=dt, rngs=rngs,
+        )
+    return nnx.Linear(n_in, n_out, kernel_init=init, dtype=dt, rngs=rngs)
+
+
+class Projection(nnx.Module):
+    """CODI's thought projection: Linear, GELU, Linear, then LayerNorm (optional)."""
+
+    def __init__(self, cfg: ModelConfig, *, rngs: nnx.Rngs):
+        dt = _dtype(cfg)
+        self.fc_in = nnx.Linear(cfg.n_embd, cfg.projection_dim, dtype=dt, rngs=rngs)
+        self.fc_out = nnx.Linear(cfg.projection_dim, cfg.n_embd, dtype=dt, rngs=rngs)
+        self.ln = (
+            nnx.LayerNorm(cfg.n_embd, epsilon=cfg.layer_norm_epsilon, dtype=dt, rngs=rngs)
+            if cfg.projection_ln else None
+        )
+
+    def __call__(self, x):
+        # The reference uses torch's exact (erf) GELU here, unlike GPT-2's blocks.
+        x = self.fc_out(jax.nn.gelu(self.fc_in(x), approximate=False))
+        return self.ln(x) if self.ln is not None else x
+
+
 class Attention(nnx.Module):
     def __init__(self, cfg: ModelConfig, *, rngs: nnx.Rngs):
         init = nnx.initializers.normal(cfg.init_std)
         proj_init = nnx.initializers.normal(cfg.init_std / math.sqrt(2 * cfg.n_layer))
-        dt = _dtype(cfg)
         self.n_head = cfg.n_head
-        self.c_attn = nnx.Linear(cfg.n_embd, 3 * cfg.n_embd, kernel_init=init, dtype=dt, rngs=rngs)
-        self.c_proj = nnx.Linear(cfg.n_embd, cfg.n_embd, kernel_init=proj_init, dtype=dt, rngs=rngs)
+        self.c_attn = _linear(cfg, cfg.n_embd, 3 * cfg.n_embd, init, rngs)
+        self.c_proj = _linear(cfg, cfg.n_embd, cfg.n_embd, proj_init, rngs)
 
     def __call__(self, x_BxTxD, allowed_BxTxS, layer: int, cache: KVCache | None, prefix: KVCache | None):
         B, T, D = x_BxTxD.shape
@@ -85,9 +126,8 @@ class MLP(nnx.Module):
     def __init__(self, cfg: ModelConfig, *, rngs: nnx.Rngs):
         init = nnx.initializers.normal(cfg.init_std)
         proj_init = nnx.initializers.normal(cfg.init_std / math.sqrt(2 * cfg.n_layer))
-        dt = _dtype(cfg)
-        self.c_fc = nnx.Linear(cfg.n_embd, 4 * cfg.n_embd, kernel_init=init, dtype=dt, rngs=rngs)
-        self.c_proj = nnx.Linear(4 * cfg.n_embd, cfg.n_embd, kernel_init=proj_init, dtype=dt, rngs=rngs)
+        self.c_fc = _linear(cfg, cfg.n_embd, 4 * cfg.n_embd, init, rngs)
+        self.c_proj = _linear(cfg, 4 * cfg.n_embd, cfg.n_embd, proj_init, rngs)
 
     def __call__(self, x):
         # GPT-2 uses the tanh approximation ("gelu_new").
@@ -118,6 +158,7 @@ class GPT2(nnx.Module):
         self.wpe = nnx.Embed(cfg.n_positions, cfg.n_embd, embedding_init=init, dtype=dt, rngs=rngs)
         self.h = nnx.List([Block(cfg, rngs=rngs) for _ in range(cfg.n_layer)])
         self.ln_f = nnx.LayerNorm(cfg.n_embd, epsilon=cfg.layer_norm_epsilon, dtype=dt, rngs=rngs)
+        self.prj = Projection(cfg, rngs=rngs) if cfg.projection_dim > 0 else None
 
     def embed(self, ids_BxT: jax.Array) -> jax.Array:
         """Token embeddings only; `forward` adds the position embedding."""
@@ -160,6 +201,12 @@ class GPT2(nnx.Module):
 
     def final_norm(self, h: jax.Array) -> jax.Array:
         return self.ln_f(h)
+
+    def latent_feedback(self, h_BxD: jax.Array) -> jax.Array:
+        """The next thought's input embedding from the last hidden state: the post-ln_f state
+        (COCONUT), projected when the model has CODI's projection."""
+        x = self.ln_f(h_BxD)
+        return self.prj(x) if self.prj is not None else x
 
     def unembed(self, h: jax.Array) -> jax.Array:
         """Final LayerNorm then the tied token embedding; logits in fp32."""

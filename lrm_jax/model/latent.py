@@ -40,7 +40,8 @@ class LatentOutput(NamedTuple):
 
 
 def coconut_feedback(model: GPT2) -> Feedback:
-    return model.final_norm
+    """The model's own feedback: post-ln_f (COCONUT), then the projection if it has one (CODI)."""
+    return model.latent_feedback
 
 
 def latent_forward(

@@ -108,7 +108,7 @@ def load_params(workdir: str | Path, expect_model=None, step: int | None = None)
     from flax import nnx
 
     from lrm_jax.model.gpt2 import init_model
-    from lrm_jax.training.state import init_state, make_optimizer
+    from lrm_jax.training.state import init_state, make_optimizer, trainable_labels
 
     cfg, _ = read_run_files(workdir)
     if expect_model is not None:
@@ -123,7 +123,8 @@ def load_params(workdir: str | Path, expect_model=None, step: int | None = None)
             )
     model = init_model(cfg.model, 0)
     graphdef, params = nnx.split(model, nnx.Param)
-    abstract = jax.eval_shape(lambda p: init_state(p, make_optimizer(cfg.train)), params)
+    tx = make_optimizer(cfg.train, trainable=trainable_labels(params, cfg.model))
+    abstract = jax.eval_shape(lambda p: init_state(p, tx), params)
     ckpt = Checkpointer(workdir)
     try:
         state, _ = ckpt.restore(abstract, step)

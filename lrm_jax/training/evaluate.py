@@ -7,6 +7,7 @@ Batches are padded to a fixed size (one compile) and sharded over the mesh when 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from typing import Sequence
 
@@ -16,7 +17,8 @@ import numpy as np
 from flax import nnx
 from jax.experimental import multihost_utils
 
-from lrm_jax.data.layout import Layout, prompt_batch
+from lrm_jax.data.codi_layout import DIRECT_MARKER, STUDENT_ROLES, TEACHER_MARKER, plain_prompt_batch
+from lrm_jax.data.layout import MODES, Layout, prompt_batch
 from lrm_jax.data.records import Record
 from lrm_jax.model.generate import decode_greedy, prefill
 from lrm_jax.model.latent import latent_generate
@@ -31,10 +33,53 @@ def normalize(answer: str) -> str:
     return answer.replace(",", "").strip()
 
 
-@functools.partial(jax.jit, static_argnames=("graphdef", "method", "n_prefix", "n_latent", "max_new_tokens", "eos_id", "pad_id"))
-def _generate(graphdef, params, ids, mask, *, method, n_prefix, n_latent, max_new_tokens, eos_id, pad_id):
-    model = nnx.merge(graphdef, params)
+@dataclasses.dataclass(frozen=True)
+class Mode:
+    """How to prompt a model family in one of its modes.
+
+    `kind`: "latent" (thought loop between `start_role` and `end_role`), "layout" (one pass over
+    the COCONUT layout: CoT, No-CoT, Pause) or "plain" (question then `marker`, if any).
+    """
+
+    name: str  # "" for a single-mode family; else latent / verbal / direct / teacher
+    kind: str
+    method: str = "coconut"  # the layout method for "layout"/"latent" prompts
+    start_role: str = "start_latent"
+    end_role: str = "end_latent"
+    marker: str | None = None
+
+    @property
+    def latent(self) -> bool:
+        return self.kind == "latent"
+
+
+def modes_of(method: str) -> list[Mode]:
+    """Every mode a trained family answers in; the first is the one its accuracy reports."""
     if method == "coconut":
+        return [Mode("", "latent")]
+    if method in ("cot", "nocot", "pause"):
+        return [Mode("", "layout", method)]
+    if method == "multimode":
+        return [Mode(n, "latent" if m == "coconut" else "layout", m, role) for n, m, role in MODES]
+    codi_latent = Mode("latent", "latent", start_role=STUDENT_ROLES[0], end_role=STUDENT_ROLES[1])
+    if method == "codi":
+        return [dataclasses.replace(codi_latent, name=""), Mode("teacher", "plain", marker=TEACHER_MARKER[False])]
+    if method == "codi_multimode":
+        return [codi_latent, Mode("verbal", "plain", marker=TEACHER_MARKER[True]), Mode("direct", "plain", marker=DIRECT_MARKER)]
+    raise ValueError(f"unknown method {method!r}")
+
+
+def build_prompts(mode: Mode, records, tokenizer: Tokenizer, layout: Layout, n_thoughts: int):
+    """(ids, mask) of generation prompts: P+Z+1 columns, the last one the end of the prompt."""
+    if mode.kind == "plain":
+        return plain_prompt_batch(records, tokenizer, layout, mode.marker)
+    return prompt_batch(records, tokenizer, layout, mode.method, n_thoughts, mode.start_role, mode.end_role)
+
+
+@functools.partial(jax.jit, static_argnames=("graphdef", "latent", "n_prefix", "n_latent", "max_new_tokens", "eos_id", "pad_id"))
+def _generate(graphdef, params, ids, mask, *, latent, n_prefix, n_latent, max_new_tokens, eos_id, pad_id):
+    model = nnx.merge(graphdef, params)
+    if latent:
         return latent_generate(
             model, ids, mask, n_prefix=n_prefix, n_latent=n_latent,
             max_new_tokens=max_new_tokens, eos_id=eos_id, pad_id=pad_id,
@@ -44,20 +89,20 @@ def _generate(graphdef, params, ids, mask, *, method, n_prefix, n_latent, max_ne
 
 
 def generate_texts(
-    graphdef, params, records: Sequence[Record], tokenizer: Tokenizer, layout: Layout, method: str,
-    n_thoughts: int, *, batch_size: int, max_new_tokens: int, sharding=None, start_role: str = "start_latent",
+    graphdef, params, records: Sequence[Record], tokenizer: Tokenizer, layout: Layout, mode: Mode,
+    n_thoughts: int, *, batch_size: int, max_new_tokens: int, sharding=None,
 ) -> list[str]:
     texts = []
     for start in range(0, len(records), batch_size):
         chunk = list(records[start : start + batch_size])
         n = len(chunk)
         chunk += [chunk[-1]] * (batch_size - n)  # fixed shape: one compile
-        ids, mask = prompt_batch(chunk, tokenizer, layout, method, n_thoughts, start_role)
+        ids, mask = build_prompts(mode, chunk, tokenizer, layout, n_thoughts)
         ids, mask = jnp.asarray(ids), jnp.asarray(mask)
         if sharding is not None:
             ids, mask = jax.device_put(ids, sharding), jax.device_put(mask, sharding)
         gen = _generate(
-            graphdef, params, ids, mask, method=method, n_prefix=layout.n_prefix,
+            graphdef, params, ids, mask, latent=mode.latent, n_prefix=layout.n_prefix,
             n_latent=layout.n_latent, max_new_tokens=max_new_tokens,
             eos_id=tokenizer.ids["eos"], pad_id=tokenizer.ids["pad"],
         )

@@ -26,16 +26,18 @@ import optax
 from flax import nnx
 from tqdm import tqdm
 
-from lrm_jax.config import CURRICULUM_METHODS, RunConfig
-from lrm_jax.data.layout import MODES, encode_example, encode_multimode, sample_stage
+from lrm_jax.config import CODI_METHODS, CURRICULUM_METHODS, RunConfig
+from lrm_jax.data.codi_layout import encode_codi
+from lrm_jax.data.layout import encode_example, encode_multimode, sample_stage
 from lrm_jax.data.pipeline import record_pipeline
 from lrm_jax.sharding import batch_sharding, check_batch_size, global_batch, make_mesh, param_sharding
 from lrm_jax.training.checkpoint import Checkpointer, write_run_files
-from lrm_jax.training.evaluate import accuracy, generate_texts
+from lrm_jax.training.distill import codi_loss
+from lrm_jax.training.evaluate import accuracy, generate_texts, modes_of
 from lrm_jax.training.logger import MetricsLogger
 from lrm_jax.training.objective import lm_loss
 from lrm_jax.training.setup import RunInputs, initial_model, resolve
-from lrm_jax.training.state import TrainState, init_state, make_optimizer, reset_optimizer
+from lrm_jax.training.state import TrainState, init_state, make_optimizer, reset_optimizer, trainable_labels
 
 
 @dataclasses.dataclass
@@ -63,10 +65,12 @@ def _resets(cfg: RunConfig, epoch: int) -> bool:
 
 def eval_thoughts(cfg: RunConfig, stage: int) -> int:
     m = cfg.method
-    if m.name not in CURRICULUM_METHODS:
+    if m.name not in CURRICULUM_METHODS + CODI_METHODS:
         return 0
     if m.eval_thoughts >= 0:
         return m.eval_thoughts
+    if m.name in CODI_METHODS:
+        return m.num_latent
     return min(stage, m.max_latent_stage) * m.c_thought
 
 
@@ -78,6 +82,10 @@ def _encoder(inputs: RunInputs, stage: int, epoch: int):
         index, rec = item
         # Seeded by (seed, epoch, record): identical on resume and on every host.
         rng = np.random.default_rng([cfg.train.seed, epoch, index]) if m.uniform_prob > 0 else None
+        if m.name in CODI_METHODS:
+            ids, mask, loss, distill = encode_codi(rec, tok, layout, multimode=m.name == "codi_multimode",
+                                                   drop_last_step=m.drop_last_step)
+            return {"ids": ids, "mask": mask, "loss_mask": loss, "distill": distill}
         s = sample_stage(rec, stage, m.uniform_prob, rng)
         if m.name == "multimode":
             ids, mask, loss = encode_multimode(rec, tok, layout, s, m.pad_latent_to_max)
@@ -88,12 +96,15 @@ def _encoder(inputs: RunInputs, stage: int, epoch: int):
     return encode
 
 
-def make_train_step(graphdef, tx, method, layout, state_sharding, data_sharding, counter, mode_weights=(1.0, 1.0, 1.0)):
+def make_train_step(graphdef, tx, method_cfg, layout, state_sharding, data_sharding, counter):
     def step(state: TrainState, batch):
         counter[0] += 1  # runs only while tracing: counts compilations
 
         def loss_fn(params):
-            return lm_loss(nnx.merge(graphdef, params), batch, method, layout, mode_weights)
+            model = nnx.merge(graphdef, params)
+            if method_cfg.name in CODI_METHODS:
+                return codi_loss(model, batch, layout, method_cfg)
+            return lm_loss(model, batch, method_cfg.name, layout, method_cfg.mode_weights)
 
         (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
@@ -155,10 +166,10 @@ def run(
     m = cfg.method
     curriculum_resets = m.name in CURRICULUM_METHODS and m.reset_optimizer != "never"
     epochs_per_period = (1 if m.reset_optimizer == "epoch" else m.epochs_per_stage) if curriculum_resets else t.num_epochs
-    tx = make_optimizer(t, total_steps=steps_per_epoch * epochs_per_period // t.grad_accum)
-
     model, init_note = initial_model(cfg, tok)
     graphdef, params = nnx.split(model, nnx.Param)
+    tx = make_optimizer(t, total_steps=steps_per_epoch * epochs_per_period // t.grad_accum,
+                        trainable=trainable_labels(params, cfg.model))
     data_sharding = batch_sharding(mesh)
     abstract = jax.eval_shape(lambda p: init_state(p, tx), params)
     state_sharding = param_sharding(abstract, mesh)
@@ -178,8 +189,7 @@ def run(
         logger.log(int(state.step), "info", note=note)
 
     counter = [0]
-    train_step = make_train_step(graphdef, tx, cfg.method.name, layout, state_sharding, data_sharding,
-                                 counter, cfg.method.mode_weights)
+    train_step = make_train_step(graphdef, tx, cfg.method, layout, state_sharding, data_sharding, counter)
     source = list(enumerate(inputs.train))
     step = int(state.step)
     # time_limit_minutes counts this invocation's time (a resumed run gets the limit afresh).
@@ -268,21 +278,16 @@ class _Reporter:
 
 
 def _evaluate(graphdef, params, inputs: RunInputs, stage, sharding, logger, step, epoch) -> float:
-    """Generation accuracy; multimode models are scored in each mode (latent is returned)."""
+    """Generation accuracy in each of the family's modes (the first mode's is returned)."""
     cfg = inputs.cfg
     records = inputs.valid[: cfg.train.eval_limit] if cfg.train.eval_limit else inputs.valid
     n_dev = sharding.mesh.size
     batch = max(n_dev, (cfg.train.eval_batch_size // n_dev) * n_dev)
     k = eval_thoughts(cfg, stage)
-    if cfg.method.name == "multimode":
-        modes = list(MODES)
-    else:
-        modes = [("", cfg.method.name, "start_latent")]
     accs = {}
-    for name, method, role in modes:
-        texts = generate_texts(graphdef, params, records, inputs.tokenizer, inputs.layout, method, k,
-                               batch_size=batch, max_new_tokens=cfg.train.max_new_tokens,
-                               sharding=sharding, start_role=role)
-        accs[f"accuracy_{name}" if name else "accuracy"] = accuracy(records, texts)
+    for mode in modes_of(cfg.method.name):
+        texts = generate_texts(graphdef, params, records, inputs.tokenizer, inputs.layout, mode, k,
+                               batch_size=batch, max_new_tokens=cfg.train.max_new_tokens, sharding=sharding)
+        accs[f"accuracy_{mode.name}" if mode.name else "accuracy"] = accuracy(records, texts)
     logger.log(step, "valid", epoch=epoch, stage=stage, thoughts=k, n=len(records), **accs)
-    return accs.get("accuracy", accs.get("accuracy_latent"))
+    return next(iter(accs.values()))

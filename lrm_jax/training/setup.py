@@ -9,11 +9,11 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-import jax
 import numpy as np
 from flax import nnx
 
-from lrm_jax.config import CURRICULUM_METHODS, ConfigError, RunConfig, from_dict
+from lrm_jax.config import CODI_METHODS, CURRICULUM_METHODS, ConfigError, RunConfig, from_dict
+from lrm_jax.data.codi_layout import encode_codi
 from lrm_jax.data.generators import GENERATORS
 from lrm_jax.data.layout import Layout, LayoutError, encode_example, sequence_texts
 from lrm_jax.data.loaders import load_records
@@ -61,12 +61,21 @@ def load_data(cfg: RunConfig) -> tuple[list[Record], list[Record], list[str]]:
 
 def make_layout(cfg: RunConfig) -> Layout:
     m = cfg.method
+    if m.name in CODI_METHODS:  # a fixed number of thoughts: one "stage" of num_latent slots
+        return Layout(cfg.data.max_question_len, 1 if m.num_latent else 0, m.num_latent, cfg.data.max_rest_len)
     stages = m.max_latent_stage if m.name in CURRICULUM_METHODS else 0
     return Layout(cfg.data.max_question_len, stages, m.c_thought if stages else 0, cfg.data.max_rest_len)
 
 
 def _check_fits(records, tokenizer, layout, method, where: str) -> None:
     """Stage 0 has the longest continuation; the last stage the most thoughts."""
+    if method in CODI_METHODS:
+        for i, rec in enumerate(records):
+            try:  # the full chain is the longest teacher row
+                encode_codi(rec, tokenizer, layout, multimode=method == "codi_multimode", drop_last_step=False, index=i)
+            except LayoutError as e:
+                raise LayoutError(f"{where} {e} (raise data.max_question_len / data.max_rest_len)") from None
+        return
     methods = ("coconut", "cot") if method == "multimode" else (method,)
     for i, rec in enumerate(records):
         for stage, m in ((s, m) for s in (0, layout.max_latent_stage + 1) for m in methods):
@@ -82,8 +91,18 @@ def build_tokenizer(cfg: RunConfig, records: list[Record]) -> Tokenizer:
     return HFTokenizer.from_directory(cfg.data.tokenizer)
 
 
+def _drop_negative(records: list[Record], where: str, notes: list[str]) -> list[Record]:
+    kept = [r for r in records if not r.answer.strip().startswith("-")]
+    if len(kept) < len(records):
+        notes.append(f"{where}: dropped {len(records) - len(kept)} of {len(records)} records with a negative "
+                     "answer (method.filter_negative_answers, as the CODI reference)")
+    return kept
+
+
 def resolve(cfg: RunConfig, tokenizer: Tokenizer | None = None) -> RunInputs:
     train, valid, notes = load_data(cfg)
+    if cfg.method.filter_negative_answers:
+        train, valid = _drop_negative(train, "train", notes), _drop_negative(valid, "valid", notes)
     if not train:
         raise ConfigError("no training records")
     tokenizer = tokenizer or build_tokenizer(cfg, train + valid)
@@ -109,47 +128,65 @@ def resolve(cfg: RunConfig, tokenizer: Tokenizer | None = None) -> RunInputs:
 
 
 def initial_model(cfg: RunConfig, tokenizer: Tokenizer) -> tuple[GPT2, str]:
-    """A fresh model, or one initialised from `train.init_from` (a run dir or an HF dir)."""
+    """A fresh model, or one initialised from `train.init_from` (a run dir or an HF dir).
+
+    Parameters the source lacks (CODI's projection, LoRA adapters, new token rows) keep their
+    fresh initialisation; the note says which.
+    """
     src = cfg.train.init_from
+    model = init_model(cfg.model, cfg.train.seed)
     if not src:
-        return init_model(cfg.model, cfg.train.seed), "random init"
+        return model, "random init"
     path = Path(src)
     if (path / "config.yaml").exists():
         from lrm_jax.training.checkpoint import load_params
 
-        model = load_params(path, expect_model=cfg.model)
-        return model, f"initialised from run {path}"
-    if (path / "config.json").exists():
+        source, what = load_params(path, expect_model=cfg.model), f"run {path}"
+    elif (path / "config.json").exists():
         from lrm_jax.model.hf_io import load_hf_gpt2
 
-        hf = load_hf_gpt2(path)
-        return _resize_vocab(hf, cfg, tokenizer), f"initialised from Hugging Face GPT-2 {path}"
-    raise ConfigError(f"train.init_from={src}: neither an lrm_jax run (config.yaml) nor an HF directory (config.json)")
+        source, what = load_hf_gpt2(path), f"Hugging Face GPT-2 {path}"
+        if (source.cfg.n_embd, source.cfg.n_layer, source.cfg.n_head) != (cfg.model.n_embd, cfg.model.n_layer, cfg.model.n_head):
+            raise ConfigError(
+                f"model config {cfg.model} does not match the Hugging Face checkpoint {source.cfg}; "
+                "set model.n_embd/n_layer/n_head to the checkpoint's"
+            )
+    else:
+        raise ConfigError(f"train.init_from={src}: neither an lrm_jax run (config.yaml) nor an HF directory (config.json)")
+    fresh = _transplant(source, model, tokenizer)
+    return model, f"initialised from {what}" + (f"; newly initialised: {', '.join(fresh)}" if fresh else "")
 
 
-def _resize_vocab(hf: GPT2, cfg: RunConfig, tokenizer: Tokenizer) -> GPT2:
-    """New token rows copy the embedding of "<<" where it exists (COCONUT's choice)."""
-    hf_cfg = hf.cfg
-    if (hf_cfg.n_embd, hf_cfg.n_layer, hf_cfg.n_head) != (cfg.model.n_embd, cfg.model.n_layer, cfg.model.n_head):
-        raise ConfigError(
-            f"model config {cfg.model} does not match the Hugging Face checkpoint {hf_cfg}; "
-            "set model.n_embd/n_layer/n_head to the checkpoint's"
-        )
-    model = init_model(dataclasses.replace(cfg.model, n_positions=max(cfg.model.n_positions, hf_cfg.n_positions)), cfg.train.seed)
-    hf_params = nnx.to_pure_dict(nnx.state(hf, nnx.Param))
-    params = nnx.to_pure_dict(nnx.state(model, nnx.Param))
-    wte = np.asarray(params["wte"]["embedding"]).copy()
-    old = np.asarray(hf_params["wte"]["embedding"])
-    wte[: old.shape[0]] = old
-    seed_ids = tokenizer.encode("<<") if isinstance(tokenizer, HFTokenizer) else []
-    if len(seed_ids) == 1:
-        wte[old.shape[0] :] = old[seed_ids[0]]
-    hf_params["wte"]["embedding"] = wte
-    wpe = np.asarray(params["wpe"]["embedding"]).copy()
-    hf_wpe = np.asarray(hf_params["wpe"]["embedding"])
-    wpe[: hf_wpe.shape[0]] = hf_wpe
-    hf_params["wpe"]["embedding"] = wpe
+def _transplant(source: GPT2, model: GPT2, tokenizer: Tokenizer) -> list[str]:
+    """Copies `source`'s parameters into `model` in place; returns the names left fresh.
+
+    Embedding tables may differ in rows (new special tokens, more positions): the overlap is
+    copied, and new token rows copy the embedding of "<<" where the tokenizer has it as one
+    token (COCONUT's choice for its new tokens).
+    """
+    flat_src = nnx.traversals.flatten_mapping(nnx.to_pure_dict(nnx.state(source, nnx.Param)))
+    flat_dst = nnx.traversals.flatten_mapping(nnx.to_pure_dict(nnx.state(model, nnx.Param)))
+    fresh = set()
+    for key, value in flat_dst.items():
+        name = ".".join(map(str, key))
+        if key not in flat_src:
+            fresh.add(name.split(".")[0] if name.startswith("prj") else "lora adapters" if "lora" in name else name)
+            continue
+        old = np.asarray(flat_src[key])
+        new = np.asarray(value).copy()
+        if old.shape == new.shape:
+            flat_dst[key] = old
+        elif old.ndim == 2 and old.shape[1] == new.shape[1]:
+            n = min(old.shape[0], new.shape[0])
+            new[:n] = old[:n]
+            if name == "wte.embedding" and new.shape[0] > old.shape[0]:
+                seed_ids = tokenizer.encode("<<") if isinstance(tokenizer, HFTokenizer) else []
+                if len(seed_ids) == 1:
+                    new[old.shape[0] :] = old[seed_ids[0]]
+            flat_dst[key] = new
+        else:
+            raise ConfigError(f"train.init_from: parameter {name} has shape {old.shape}, this model needs {new.shape}")
     state = nnx.state(model, nnx.Param)
-    nnx.replace_by_pure_dict(state, jax.tree.map(np.asarray, hf_params))
+    nnx.replace_by_pure_dict(state, nnx.traversals.unflatten_mapping(flat_dst))
     nnx.update(model, state)
-    return model
+    return sorted(fresh)
