@@ -46,11 +46,13 @@ class LensGrid:
         return [[tokenizer.decode([int(t)]) for t in row] for row in self.ids[layer]]
 
 
-@functools.partial(jax.jit, static_argnames=("graphdef", "n_prefix", "n_latent", "k"))
-def _project(graphdef, params, ids, mask, columns, *, n_prefix, n_latent, k):
+@functools.partial(jax.jit, static_argnames=("graphdef", "n_prefix", "n_latent", "k", "last_only"))
+def project_columns(graphdef, params, ids, mask, columns, *, n_prefix, n_latent, k, last_only=False):
+    """Top-k (ids, log-probs) at `columns` (B x C) of every layer (or the last): B x L x C x k."""
     model = nnx.merge(graphdef, params)
-    out = latent_forward(model, ids, mask, n_prefix=n_prefix, n_latent=n_latent, return_layers=True)
-    picked = jnp.take_along_axis(out.layers, columns[None, :, :, None], axis=2)  # (L+1) x B x C x D
+    out = latent_forward(model, ids, mask, n_prefix=n_prefix, n_latent=n_latent, return_layers=not last_only)
+    layers = out.h[None] if last_only else out.layers
+    picked = jnp.take_along_axis(layers, columns[None, :, :, None], axis=2)  # (L+1) x B x C x D
     logp = jax.nn.log_softmax(model.unembed(picked), axis=-1)
     top_lp, top_ids = jax.lax.top_k(logp, k)
     return {"ids": top_ids.transpose(1, 0, 2, 3), "logprobs": top_lp.transpose(1, 0, 2, 3)}
@@ -88,7 +90,7 @@ def project(run: LoadedRun, records: Sequence[Record], *, k: int = 10, n_answer:
         extra = [min(first + j, W - 1) for j in range(len(prefix) + n_answer)]
         columns[i] = [P - 1, *range(P, P + Z), P + Z, *extra]
         answer_pos.append(Z + 2 + len(prefix) - 1)
-    fn = functools.partial(_project, run.graphdef, run.params, n_prefix=P, n_latent=Z, k=k)
+    fn = functools.partial(project_columns, run.graphdef, run.params, n_prefix=P, n_latent=Z, k=k)
     out = map_chunks(fn, {"ids": full_ids, "mask": full_mask, "columns": columns}, batch_size=batch_size,
                      sharding=sharding, desc="projection", progress=progress)
     labels = [_marker_label(run, "start"), *[f"thought {z}" for z in range(Z)], _marker_label(run, "end"),
