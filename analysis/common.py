@@ -42,7 +42,7 @@ def records_for(run: LoadedRun, data: str | None, limit: int) -> tuple[list[Reco
     if limit:
         records = records[:limit]
     if not records:
-        raise StudyError(f"{data or 'validation set'}: no records to analyse")
+        raise StudyError(f"{data or 'validation set'}: no records to analyse ({note})")
     return records, note
 
 

@@ -24,6 +24,7 @@ import numpy as np
 
 from analysis import html_view, plots
 from analysis.common import guarded, md_table, parser, records_for, write_outputs
+from lrm_jax.studies.auroc import auroc_ci
 from lrm_jax.studies.backtrack import parse_trace, path_search, random_traces, rank_table, search, value_key
 from lrm_jax.studies.batched import default_sharding
 from lrm_jax.studies.bundle import StudyError, load_run
@@ -43,13 +44,15 @@ def main(argv=None) -> int:
 
     def body() -> int:
         run = load_run(args.ckpt, need_latent=True, study="decoding")
+        sharding = default_sharding()
+        run.replicate(sharding)
         records, note = records_for(run, args.data, args.limit)
         if not any(r.steps for r in records):
             raise StudyError(f"{args.data or 'validation set'}: no record has reasoning steps; the gold-trace search needs them")
         print(f"{run.family_label} from {args.ckpt}; {len(records)} instances from {note}", file=sys.stderr)
         t0 = time.time()
         grids, predictions = project(run, records, k=args.top_k, max_new_tokens=args.max_new_tokens,
-                                     batch_size=args.batch_size, sharding=default_sharding(), progress=not args.no_progress)
+                                     batch_size=args.batch_size, sharding=sharding, progress=not args.no_progress)
         instances = analyse(run, records, grids, predictions)
         summary = summarize(instances, run)
         summary.update(ckpt=str(args.ckpt), family=run.family, label=run.family_label, top_k=args.top_k,
@@ -154,6 +157,11 @@ def summarize(instances, run) -> dict:
         by_steps.setdefault(r["n_steps"], []).append(r)
     s["by_steps"] = {str(k): {"n": len(v), "found_any_q_correct": _rate([r for r in v if r["correct"]], lambda r: r["found"]["any_q"])}
                      for k, v in sorted(by_steps.items())}
+    labels = [r["correct"] for r in instances]
+    s["auroc"] = {
+        "gold_trace_found": auroc_ci([float(r["found"]["any_q"]) for r in instances], labels),
+        "log_trees": auroc_ci([float(np.log1p(r.get("n_trees", 0))) for r in instances], labels),
+    }
     L = len(instances[0]["found_by_layer"]) if instances else 0
     s["found_by_layer"] = [_rate(instances, lambda r, i=i: r["found_by_layer"][i]) for i in range(L)]
     return s
@@ -170,9 +178,12 @@ def render(s: dict) -> str:
     steps = md_table(["gold steps", "n", "found (any + question), correct"],
                      [[k, v["n"], v["found_any_q_correct"]] for k, v in s["by_steps"].items()])
     layers = md_table(["layer"] + [str(i) for i in range(len(s["found_by_layer"]))], [["found (all)"] + s["found_by_layer"]])
+    au = md_table(["predictor of correctness", "AUROC", "95% CI"],
+                  [[k, v["auroc"], f"{v['ci_low']:.3f}-{v['ci_high']:.3f}"] for k, v in s["auroc"].items()])
     return (f"# Gold-trace decoding: {s['label']} ({s['ckpt']})\n\n{s['n']} instances, accuracy {s['accuracy']:.3f}, "
             f"top-{s['top_k']} final-layer projection.\n\nShare of instances with the gold trace found:\n\n{table}\n"
-            f"By number of gold steps:\n\n{steps}\nBy layer (logit lens; the last is the paper's):\n\n{layers}")
+            f"By number of gold steps:\n\n{steps}\nBy layer (logit lens; the last is the paper's):\n\n{layers}\n"
+            f"Correctness signal (bootstrap 95% CI, 1000 draws):\n\n{au}")
 
 
 def figure5(s: dict, path: Path) -> None:

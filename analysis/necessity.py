@@ -25,16 +25,21 @@ from lrm_jax.studies.necessity import INTERVENTIONS, summarize, sweep
 def main(argv=None) -> int:
     p = parser(__doc__)
     p.add_argument("--answer-tokens", type=int, default=32, help="answer length after the forced prefix")
+    p.add_argument("--keep-unparseable", action="store_true",
+                   help="keep instances whose full answer has no '#' (the paper skips them)")
     p.add_argument("--interventions", nargs="+", default=list(INTERVENTIONS), choices=INTERVENTIONS)
     args = p.parse_args(argv)
 
     def body() -> int:
         run = load_run(args.ckpt)
+        sharding = default_sharding()
+        run.replicate(sharding)
         records, note = records_for(run, args.data, args.limit)
         print(f"{run.family_label} from {args.ckpt}; {len(records)} instances from {note}", file=sys.stderr)
         t0 = time.time()
         results, extra = sweep(run, records, batch_size=args.batch_size, answer_tokens=args.answer_tokens,
-                               kinds=args.interventions, sharding=default_sharding(), progress=not args.no_progress)
+                               kinds=args.interventions, sharding=sharding, progress=not args.no_progress,
+                               keep_unparseable=args.keep_unparseable)
         seconds = time.time() - t0
         summary = summarize(results, extra)
         n_conditions = sum(len(r["answers"][k]) for r in results for k in r["answers"])

@@ -25,6 +25,7 @@ from analysis import plots
 from analysis.common import guarded, md_table, parser, records_for, write_outputs
 from lrm_jax.data.generators.arithmetic import evaluate as program_results, render
 from lrm_jax.data.layout import ANSWER_PREFIX
+from lrm_jax.studies.auroc import auroc_ci
 from lrm_jax.studies.batched import default_sharding, map_chunks
 from lrm_jax.studies.bundle import StudyError, load_run
 from lrm_jax.studies.forward_chain import InstanceGrids, assemble, chain
@@ -95,6 +96,8 @@ def main(argv=None) -> int:
 
     def body() -> int:
         run = load_run(args.ckpt, need_latent=True, study="blind search")
+        sharding = default_sharding()
+        run.replicate(sharding)
         records, note = records_for(run, args.data, args.limit)
         missing = [i for i, r in enumerate(records) if not r.template or "program" not in r.template]
         if missing:
@@ -103,7 +106,7 @@ def main(argv=None) -> int:
         offset = args.offset or (2 if run.is_codi else 1)
         print(f"{run.family_label} from {args.ckpt}; {len(records)} instances from {note}; offset d={offset}", file=sys.stderr)
         t0 = time.time()
-        instances = analyse(run, records, args, offset)
+        instances = analyse(run, records, args, offset, sharding)
         summary = summarize(instances)
         summary.update(ckpt=str(args.ckpt), family=run.family, label=run.family_label, offset=offset,
                        top_k=args.top_k, seconds=time.time() - t0)
@@ -119,7 +122,7 @@ def main(argv=None) -> int:
     return guarded(body)
 
 
-def analyse(run, records, args, offset) -> list[dict]:
+def analyse(run, records, args, offset, sharding) -> list[dict]:
     tok, layout = run.tokenizer, run.layout
     P, Z = layout.n_prefix, layout.n_latent
     prefix = tok.encode(" " + ANSWER_PREFIX)
@@ -132,7 +135,7 @@ def analyse(run, records, args, offset) -> list[dict]:
     columns = np.tile(np.asarray(columns_one, np.int32), (len(rows), 1))
     fn = functools.partial(project_columns, run.graphdef, run.params, n_prefix=P, n_latent=Z, k=args.top_k, last_only=True)
     out = map_chunks(fn, {"ids": ids, "mask": mask, "columns": columns}, batch_size=args.batch_size,
-                     sharding=default_sharding(), desc=f"{len(rows)} original + edited questions", progress=not args.no_progress)
+                     sharding=sharding, desc=f"{len(rows)} original + edited questions", progress=not args.no_progress)
     top_ids = out["ids"][:, 0]  # rows x positions x k
     grids_tokens = [[[tok.decode([int(t)]) for t in pos] for pos in row] for row in top_ids]
     results, cursor = [], len(records)
@@ -167,14 +170,19 @@ def summarize(instances) -> dict:
     for name, rows in (("correct", [r for r in instances if r["correct"]]), ("incorrect", [r for r in instances if not r["correct"]])):
         s[name] = {"n": len(rows), "found": _rate(rows, lambda r: np.mean([r[f"r{q}"]["found"] for q in REQUIRED])),
                    **{f"verified_r{q}": _rate(rows, lambda r, q=q: r[f"r{q}"]["verified"]) for q in REQUIRED}}
+    labels = [r["correct"] for r in instances]
+    s["auroc"] = {f"verified_r{q}": auroc_ci([float(r[f"r{q}"]["verified"]) for r in instances], labels) for q in REQUIRED}
     return s
 
 
 def render_md(s: dict) -> str:
     rows = [[name, s[name]["n"], s[name]["found"], *[s[name][f"verified_r{r}"] for r in REQUIRED]] for name in ("correct", "incorrect")]
     table = md_table(["predictions", "n", "trace found (mean over r)", "verified r=1", "verified r=2", "verified r=3"], rows)
+    au = md_table(["predictor of correctness", "AUROC", "95% CI"],
+                  [[k, v["auroc"], f"{v['ci_low']:.3f}-{v['ci_high']:.3f}"] for k, v in s["auroc"].items()])
     return (f"# Blind search with verification: {s['label']} ({s['ckpt']})\n\n{s['n']} instances, accuracy read "
-            f"from the grid {s['accuracy']:.3f}; top-{s['top_k']}, step offset d={s['offset']}, 3 edits, max rank 1.\n\n{table}")
+            f"from the grid {s['accuracy']:.3f}; top-{s['top_k']}, step offset d={s['offset']}, 3 edits, max rank 1.\n\n{table}\n"
+            f"Correctness signal (bootstrap 95% CI, 1000 draws):\n\n{au}")
 
 
 if __name__ == "__main__":

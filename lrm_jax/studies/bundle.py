@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import jax
 from flax import nnx
 
 from lrm_jax.config import CODI_METHODS, RunConfig
@@ -55,6 +56,13 @@ class LoadedRun:
     @property
     def is_codi(self) -> bool:
         return self.family in CODI_METHODS
+
+    def replicate(self, sharding) -> "LoadedRun":
+        """Parameters copied to every device of the sharding's mesh (rows are split over it)."""
+        if sharding is not None:
+            rep = jax.sharding.NamedSharding(sharding.mesh, jax.sharding.PartitionSpec())
+            self.params = jax.device_put(self.params, rep)
+        return self
 
 
 def load_run(ckpt: str | Path, *, need_latent: bool = False, study: str = "this study") -> LoadedRun:

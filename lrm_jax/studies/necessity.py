@@ -152,8 +152,12 @@ def match_points(matches: Sequence[bool]) -> tuple[int | None, int | None]:
 
 def sweep(run: LoadedRun, records: Sequence[Record], *, batch_size: int = 256, answer_tokens: int = 32,
           full_tokens: int | None = None, kinds: Sequence[str] = INTERVENTIONS, sharding=None,
-          progress: bool = True) -> tuple[list[dict], dict]:
-    """Per-instance results and counts for a latent/Pause model (k sweep) or a CoT model (prefixes)."""
+          progress: bool = True, keep_unparseable: bool = False) -> tuple[list[dict], dict]:
+    """Per-instance results and counts for a latent/Pause model (k sweep) or a CoT model (prefixes).
+
+    `keep_unparseable` keeps instances whose full answer has no "#" (their whole text is the
+    answer) instead of skipping them as the paper does.
+    """
     if run.family == "nocot":
         raise StudyError(f"--ckpt {run.path}: a No-CoT model has no reasoning to truncate")
     runner = Runner(run, batch_size, sharding, progress)
@@ -163,7 +167,7 @@ def sweep(run: LoadedRun, records: Sequence[Record], *, batch_size: int = 256, a
     Z = layout.n_latent
     ids, mask = build_prompts(run.mode, records, tok, layout, Z)
     full_texts = runner.generate(ids, mask, full_tokens, latent=run.latent, desc="full reasoning")
-    keep = [i for i, t in enumerate(full_texts) if "#" in t]
+    keep = [i for i, t in enumerate(full_texts) if keep_unparseable or "#" in t]
     skipped = len(records) - len(keep)
     records = [records[i] for i in keep]
     full_texts = [full_texts[i] for i in keep]
@@ -256,4 +260,27 @@ def summarize(results: list[dict], extra: dict) -> dict:
             "agreement": [float(np.mean([normalize(r["answers"][kind][k]) == normalize(r["final"]) for r in results])) for k in range(K)],
         }
     out["per_k"] = per_kind
+    return out
+
+
+def sweep_loop(run: LoadedRun, records: Sequence[Record], *, answer_tokens: int = 32) -> list[list[str]]:
+    """The reference analysis code's way: one model call per instance and per k (batch 1).
+
+    Kept as the baseline of benchmarks/necessity_sweep.py and to test the batched sweep
+    against; it shares only the prompt building and the jitted generation with `sweep`.
+    """
+    tok, layout, Z = run.tokenizer, run.layout, run.layout.n_latent
+    prefix = tok.encode(" " + ANSWER_PREFIX)
+    D = run.cfg.model.n_embd
+    out = []
+    for rec in records:
+        row = []
+        for k in range(Z + 1):
+            ids, mask = append_tokens(*build_prompts(run.mode, [rec], tok, layout, k), prefix)
+            gen = _generate(run.graphdef, run.params, ids, mask, np.ones((1, max(Z, 1)), np.float32),
+                            np.zeros((1, max(Z, 1), D), np.float32), latent=run.latent, n_prefix=layout.n_prefix,
+                            n_latent=Z, max_new_tokens=answer_tokens, eos_id=tok.ids["eos"], pad_id=tok.ids["pad"])
+            tokens = np.asarray(gen["tokens"])[0, : int(gen["lengths"][0])]
+            row.append(parse_answer(ANSWER_PREFIX + tok.decode([int(t) for t in tokens if t not in (tok.ids["eos"], tok.ids["pad"])])))
+        out.append(row)
     return out

@@ -1,0 +1,183 @@
+"""The analysis studies on tiny untrained runs: truncation semantics, batched == per-instance,
+ignored thoughts, CLI outputs and errors, the HTML viewer in headless Chromium, AUROC."""
+
+import dataclasses
+import json
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+from flax import nnx
+
+from lrm_jax.config import RunConfig, load
+from lrm_jax.data.layout import prompt_batch
+from lrm_jax.model.gpt2 import init_model
+from lrm_jax.model.latent import latent_forward
+from lrm_jax.studies.auroc import auroc, auroc_ci
+from lrm_jax.studies.bundle import load_run
+from lrm_jax.studies.necessity import append_tokens, summarize, sweep, sweep_loop
+from lrm_jax.training.checkpoint import Checkpointer, write_run_files
+from lrm_jax.training.setup import resolve
+from lrm_jax.training.state import init_state, make_optimizer, trainable_labels
+
+TINY = [
+    "model.n_layer=1", "model.n_embd=32", "model.n_head=2", "model.n_positions=96",
+    "data.task=arithmetic", "data.n_train=16", "data.n_valid=6",
+    "data.generator={min_ops: 2, max_ops: 2, max_value: 10, ops: ['+']}",
+    "data.max_question_len=24", "data.max_rest_len=24",
+    "method.max_latent_stage=2", "train.max_new_tokens=8",
+]
+
+
+def make_run(path, method, extra=(), transform=None):
+    """A run directory with an untrained checkpoint (what analysis reads), no training."""
+    cfg = load(RunConfig, None, TINY + [f"method.name={method}", *extra])
+    inputs = resolve(cfg)
+    model = init_model(inputs.cfg.model, 0)
+    if transform is not None:
+        transform(model)
+    graphdef, params = nnx.split(model, nnx.Param)
+    tx = make_optimizer(inputs.cfg.train, trainable=trainable_labels(params, inputs.cfg.model))
+    write_run_files(path, inputs.cfg, inputs.tokenizer)
+    ckpt = Checkpointer(path)
+    ckpt.save(0, init_state(params, tx), {"epoch": 0, "iterator": None, "stage": 0, "method": method})
+    ckpt.close()
+    return path
+
+
+@pytest.fixture(scope="module")
+def coconut_dir(tmp_path_factory):
+    return make_run(tmp_path_factory.mktemp("coconut"), "coconut")
+
+
+@pytest.fixture(scope="module")
+def coconut(coconut_dir):
+    run = load_run(coconut_dir)
+    from lrm_jax.training.setup import load_data
+
+    return run, load_data(run.cfg)[1][:4]
+
+
+def test_truncation_by_masking_equals_the_shorter_prompt(coconut):
+    run, records = coconut
+    tok, layout = run.tokenizer, run.layout
+    model = nnx.merge(run.graphdef, run.params)
+    prefix = tok.encode(" ###")
+    k = 1  # of Z = 2 slots
+    ids, mask = append_tokens(*prompt_batch(records, tok, layout, "coconut", k), prefix)
+    short_layout = dataclasses.replace(layout, max_latent_stage=k)
+    sids, smask = append_tokens(*prompt_batch(records, tok, short_layout, "coconut", k), prefix)
+    P = layout.n_prefix
+    long_h = latent_forward(model, ids, mask, n_prefix=P, n_latent=layout.n_latent).h
+    short_h = latent_forward(model, sids, smask, n_prefix=P, n_latent=k).h
+    keep = [c for c in range(ids.shape[1]) if not P + k <= c < P + layout.n_latent]  # drop the masked slot
+    real = np.asarray(smask).astype(bool)
+    np.testing.assert_allclose(np.asarray(long_h)[:, keep][real], np.asarray(short_h)[real], atol=1e-5)
+
+
+def test_batched_sweep_equals_per_instance_loop(coconut):
+    run, records = coconut
+    results, extra = sweep(run, records, batch_size=8, answer_tokens=4, kinds=("none", "zero"), progress=False,
+                           keep_unparseable=True)  # an untrained model rarely writes "#"
+    assert len(results) == len(records)
+    loop = sweep_loop(run, [records[r["index"]] for r in results], answer_tokens=4)
+    assert [r["answers"]["none"] for r in results] == loop
+    # Zeroed thoughts at k = 0 are no thoughts at all: identical to the plain k = 0 answer.
+    assert all(r["answers"]["zero"][0] == r["answers"]["none"][0] for r in results)
+
+
+def test_ignored_thoughts_need_zero_percent(tmp_path):
+    """No attention output and no position embedding: every position's output depends only on
+    its own token, so the answer cannot depend on the thoughts."""
+
+    def blind(model):
+        for block in model.h:
+            block.attn.c_proj.kernel[...] = 0.0
+            block.attn.c_proj.bias[...] = 0.0
+        model.wpe.embedding[...] = 0.0
+
+    run = load_run(make_run(tmp_path / "blind", "coconut", transform=blind))
+    from lrm_jax.training.setup import load_data
+
+    records = load_data(run.cfg)[1]
+    # Its free-running "full" answers do not matter: compare with the forced-prefix answers.
+    results, extra = sweep(run, records, batch_size=8, answer_tokens=3, kinds=("none", "mean", "swap"), progress=False,
+                           full_tokens=8, keep_unparseable=True)
+    s = summarize(results, extra)
+    for kind in extra["kinds"]:
+        answers = [r["answers"][kind] for r in results]
+        assert all(len(set(a)) == 1 for a in answers)  # identical at every k and under interventions
+    assert all(r["first_match"] in (0, None) for r in results)
+    matched = [r for r in results if r["first_match"] is not None]
+    assert all(r["stable_match"] == 0 for r in matched)
+    if len(matched) == len(results):
+        assert s["first_match_pct_mean"] == 0.0 and s["stable_match_pct_mean"] == 0.0
+
+
+def test_cli_outputs_and_viewer_renders_in_chromium(coconut_dir, tmp_path):
+    from analysis import decode, necessity
+
+    assert necessity.main(["--ckpt", str(coconut_dir), "--out", str(tmp_path / "nec"), "--limit", "4",
+                           "--answer-tokens", "3", "--no-progress", "--keep-unparseable"]) == 0
+    summary = json.loads((tmp_path / "nec" / "summary.json").read_text())
+    assert summary["n"] == 4 and set(summary["per_k"]) == {"none", "zero", "mean", "noise", "swap"}
+    assert len(summary["per_k"]["none"]["accuracy"]) == 3  # k = 0, 1, 2
+    assert (tmp_path / "nec" / "figure2.png").stat().st_size > 0
+    assert decode.main(["--ckpt", str(coconut_dir), "--out", str(tmp_path / "dec"), "--limit", "4", "--top-k", "5",
+                        "--max-new-tokens", "6", "--no-progress"]) == 0
+    rows = [json.loads(line) for line in (tmp_path / "dec" / "instances.jsonl").read_text().splitlines()]
+    assert len(rows) == 4 and all(len(r["topk"]) == len(r["labels"]) for r in rows)
+    for name in ("summary.md", "figure5.png", "per_layer.png", "viewer.html"):
+        assert (tmp_path / "dec" / name).stat().st_size > 0
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("chromium not installed (.ci/run installs Debian's chromium)")
+    # A page with a known trace: the script must count exactly its highlighted cells.
+    from analysis import html_view
+
+    page = html_view.render("t", "q", ["a", "b", "c"], [["1", "2"], ["3", "4"], ["5", "6"]],
+                            [[-0.1, -2.0]] * 3, [("1", 0, 0), ("4", 1, 1), ("9", -1, 0)])
+    (tmp_path / "view.html").write_text(page)
+    for html_file, expect in ((tmp_path / "view.html", "2"), (tmp_path / "dec" / "viewer.html", None)):
+        dom = subprocess.run(
+            [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
+             "--dump-dom", f"file://{html_file}"],
+            capture_output=True, text=True, timeout=120,
+        ).stdout
+        assert 'id="status"' in dom and "rendering..." not in dom  # the script ran
+        if expect is not None:
+            assert f'data-trace-cells="{expect}"' in dom and "2 highlighted trace cell(s)" in dom
+
+
+def test_bad_inputs_are_clear_errors(coconut_dir, tmp_path, capsys):
+    from analysis import decode, necessity, search
+
+    assert necessity.main(["--ckpt", str(tmp_path / "nope"), "--out", str(tmp_path / "o")]) == 2
+    assert "no such directory" in capsys.readouterr().err
+    cot = make_run(tmp_path / "cot", "cot")
+    assert decode.main(["--ckpt", str(cot), "--out", str(tmp_path / "o")]) == 2
+    assert "needs a latent reasoning model" in capsys.readouterr().err
+    no_steps = tmp_path / "nosteps.json"
+    no_steps.write_text(json.dumps([{"question": "a = 1 . what is a ?", "steps": [], "answer": "1"}]))
+    assert decode.main(["--ckpt", str(coconut_dir), "--data", str(no_steps), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "nosteps.json" in err and "steps" in err
+    untemplated = tmp_path / "untemplated.json"
+    untemplated.write_text(json.dumps([{"question": "a = 1 . b = a + 2 . what is b ?", "steps": ["<<1+2=3>>"], "answer": "3"}]))
+    assert search.main(["--ckpt", str(coconut_dir), "--data", str(untemplated), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "record 0" in err and "template" in err
+
+
+def test_auroc_matches_pair_counting():
+    rng = np.random.default_rng(0)
+    scores = rng.integers(0, 4, 60).astype(float)  # many ties
+    labels = rng.random(60) < 0.5
+    pos, neg = scores[labels], scores[~labels]
+    pairs = np.mean([(p > n) + 0.5 * (p == n) for p in pos for n in neg])
+    assert abs(auroc(scores, labels) - pairs) < 1e-12
+    ci = auroc_ci(scores, labels, n_boot=200)
+    assert ci["ci_low"] <= ci["auroc"] <= ci["ci_high"]
+    assert auroc([1, 2, 3, 4], [0, 0, 1, 1]) == 1.0
