@@ -1,0 +1,160 @@
+"""The main job on an embedded default: `python -m analysis.demo [--out report] [--quick]`.
+
+From nothing to the paper's three findings on this machine: it generates two CPU-sized tasks
+(ProntoQA-style logic, where the paper finds the thoughts unnecessary, and single-token
+arithmetic, where they are needed), trains CoT, No-CoT, COCONUT and CODI on each (COCONUT and
+CODI start from the CoT model, as the reference GSM8k recipe does), runs the necessity,
+decoding and blind-search studies on the latent models, and writes `<out>/README.md` with the
+tables, figures and what was found, in plain words.
+
+Every training job has a time limit, so the full run fits in about 30 minutes on 2 CPU cores;
+every step is resumable: runs resume from their checkpoints and finished steps are skipped
+(delete `<out>/runs/<name>` or `<out>/studies/<name>` to redo one). `--quick` shrinks
+everything to a pipeline check of under 3 minutes on the arithmetic task alone, whose models
+learn nothing; its report says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+
+from analysis import decode, necessity, search
+from analysis.report import write_report
+from lrm_jax.config import RunConfig, load
+from lrm_jax.studies.bundle import load_run
+from lrm_jax.training.evaluate import accuracy, generate_texts
+from lrm_jax.training.loop import run as train
+from lrm_jax.training.setup import load_data
+
+
+@dataclasses.dataclass(frozen=True)
+class Job:
+    name: str  # run directory under <out>/runs
+    method: str
+    minutes: float
+    overrides: tuple[str, ...] = ()
+    init_from: str = ""  # another job's name
+
+
+ARITH = (
+    "data.task=arithmetic", "data.n_train=20000", "data.n_valid=500",
+    "data.generator={min_ops: 2, max_ops: 3, max_value: 20, ops: ['+', '-']}",
+    "data.max_question_len=28", "data.max_rest_len=28",
+    "model.n_layer=2", "model.n_embd=128", "model.n_head=4", "model.n_positions=128",
+    "train.batch_size=128", "train.max_new_tokens=28", "train.schedule=warmup_cosine", "train.clip_norm=1.0",
+)
+LOGIC = (
+    "data.task=prontoqa", "data.n_train=20000", "data.n_valid=500",
+    "data.generator={min_hops: 1, max_hops: 2, n_distractor_properties: 1, n_distractor_isa: 0, extra_subject_fact: false}",
+    "data.max_question_len=48", "data.max_rest_len=40",
+    "model.n_layer=2", "model.n_embd=128", "model.n_head=4", "model.n_positions=160",
+    "train.batch_size=64", "train.max_new_tokens=40", "train.schedule=warmup_cosine", "train.clip_norm=1.0",
+)
+COT = ("train.lr=2e-3", "train.warmup_steps=100", "train.num_epochs=3")
+# From the CoT model: stages 1..3 (one step each) on 8,000 records, then one more epoch.
+COCONUT = ("data.n_train=8000", "method.c_thought=1", "method.max_latent_stage=3", "method.epochs_per_stage=1",
+           "method.first_epoch=1", "train.num_epochs=4", "train.lr=1e-3", "train.warmup_steps=20")
+CODI = ("data.n_train=8000", "method.num_latent=6", "model.projection_dim=128", "train.num_epochs=3",
+        "train.lr=1e-3", "train.warmup_steps=20", "train.weight_decay=0.1", "train.clip_norm=2.0")
+
+TASKS = {
+    "arithmetic": (ARITH, [
+        Job("cot", "cot", 4.5, COT), Job("nocot", "nocot", 1.5, COT),
+        Job("coconut", "coconut", 3.5, COCONUT, "cot"), Job("codi", "codi", 4.0, CODI, "cot"),
+    ]),
+    "logic": (LOGIC, [
+        Job("cot", "cot", 4.0, COT), Job("nocot", "nocot", 1.0, COT),
+        Job("coconut", "coconut", 2.5, COCONUT + ("method.max_latent_stage=2", "train.num_epochs=3"), "cot"),
+        Job("codi", "codi", 2.5, CODI + ("data.max_rest_len=40",), "cot"),
+    ]),
+}
+QUICK = ("data.n_train=256", "data.n_valid=16", "model.n_layer=1", "model.n_embd=32", "model.n_head=2",
+         "train.batch_size=32", "train.max_steps=6", "train.num_epochs=3", "model.projection_dim=32")
+STUDY_LIMIT = {"necessity": 300, "decode": 200, "search": 100}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", default="report", help="output directory (runs, studies, README.md)")
+    p.add_argument("--quick", action="store_true", help="a ~2-minute pipeline check on tiny settings")
+    args = p.parse_args(argv)
+    out = Path(args.out)
+    t0 = time.time()
+    models, studies = [], []
+    # --quick: the arithmetic task only (every model and study), to stay within ~3 minutes.
+    tasks = {"arithmetic": TASKS["arithmetic"]} if args.quick else TASKS
+    for task, (common, jobs) in tasks.items():
+        for job in jobs:
+            models.append(train_job(out, task, common, job, args.quick))
+        for job in jobs:
+            if job.method in ("coconut", "codi", "cot"):
+                studies.append(run_studies(out, task, job, args.quick))
+    write_report(out, models, studies, quick=args.quick, minutes=(time.time() - t0) / 60)
+    print(f"report written to {out / 'README.md'} ({(time.time() - t0) / 60:.1f} min)")
+    return 0
+
+
+def train_job(out: Path, task: str, common, job: Job, quick: bool) -> dict:
+    workdir = out / "runs" / f"{task}_{job.name}"
+    done = workdir / "demo_done.json"
+    if done.exists():
+        print(f"[{task}/{job.name}] done earlier, skipped")
+        return json.loads(done.read_text())
+    overrides = [*common, f"method.name={job.method}", *job.overrides, f"train.time_limit_minutes={job.minutes}",
+                 "train.eval_every_epochs=1000", "train.log_every=20"]
+    if job.init_from:
+        overrides.append(f"train.init_from={out / 'runs' / f'{task}_{job.init_from}'}")
+    if quick:
+        overrides += list(QUICK)
+    cfg = load(RunConfig, None, overrides)
+    print(f"[{task}/{job.name}] training {job.method} for at most {job.minutes} min in {workdir}")
+    start = time.time()
+    result = train(cfg, workdir, progress=True)
+    info = {"task": task, "name": job.name, "method": job.method, "workdir": str(workdir), "steps": result.step,
+            "stopped": result.stopped, "minutes": (time.time() - start) / 60, "accuracy": score(workdir, quick)}
+    done.write_text(json.dumps(info))
+    return info
+
+
+def score(workdir: Path, quick: bool) -> float:
+    """Generation accuracy of the run's main mode on (up to 500 of) its validation records."""
+    run = load_run(workdir)
+    records = load_data(run.cfg)[1][: 16 if quick else 500]
+    texts = generate_texts(run.graphdef, run.params, records, run.tokenizer, run.layout, run.mode, run.n_thoughts,
+                           batch_size=128, max_new_tokens=run.cfg.train.max_new_tokens)
+    return accuracy(records, texts)
+
+
+def run_studies(out: Path, task: str, job: Job, quick: bool) -> dict:
+    ckpt = out / "runs" / f"{task}_{job.name}"
+    base = out / "studies" / f"{task}_{job.name}"
+    limit = {k: (8 if quick else v) for k, v in STUDY_LIMIT.items()}
+    common = ["--ckpt", str(ckpt), "--no-progress"]
+    # --quick: fewer and shorter conditions, the same code paths.
+    extra = {"necessity": ["--keep-unparseable", "--answer-tokens", "4", "--interventions", "none", "zero"],
+             "decode": ["--max-new-tokens", "8", "--top-k", "5"], "search": ["--edits-per-var", "2"]} if quick else {}
+    info = {"task": task, "name": job.name, "method": job.method, "dir": str(base)}
+    plan = [("necessity", necessity.main)]
+    if job.method != "cot":
+        plan.append(("decode", decode.main))
+        if task == "arithmetic":
+            plan.append(("search", search.main))
+    plan = [(name, fn, common + ["--limit", str(limit[name])] + extra.get(name, [])) for name, fn in plan]
+    for name, fn, argv in plan:
+        target = base / name
+        if not (target / "summary.json").exists():
+            print(f"[{task}/{job.name}] {name} study")
+            if fn(argv + ["--out", str(target)]) != 0:
+                info[name] = {"error": f"{name} failed; see the log above"}
+                continue
+        info[name] = json.loads((target / "summary.json").read_text())
+    return info
+
+
+if __name__ == "__main__":
+    sys.exit(main())
