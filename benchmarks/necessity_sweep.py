@@ -3,10 +3,10 @@
     python -m benchmarks.necessity_sweep --ckpt checkpoints/arith_coconut [--n 500] [--loop-n 500]
 
 Both run the same model on the same instances: k = 0..Z thoughts, the answer prefix forced,
-answers up to 32 tokens. The batched side is `lrm_jax.studies.necessity.sweep` with only the
-truncation condition (it also generates every instance's full-reasoning answer first, work the
-loop does not do); the loop is `sweep_loop`, one jitted batch-1 call per (instance, k), the
-way the reference analysis code runs. Times include compilation; a second batched run shows
+answers up to 32 tokens, and each instance's full-reasoning answer. The batched side is
+`lrm_jax.studies.necessity.sweep` with only the truncation condition; the loop is `sweep_loop`,
+one jitted batch-1 call per instance for the full answer and one per (instance, k), the way
+the reference analysis code runs. Times include compilation; a second batched run shows
 the time without it. Prints one JSON line.
 """
 
@@ -41,7 +41,7 @@ def main(argv=None) -> None:
                            sharding=sharding, progress=False, keep_unparseable=True)
         timings[name] = time.time() - t0
     t0 = time.time()
-    loop = sweep_loop(run, records[: args.loop_n], answer_tokens=32)
+    _, loop = sweep_loop(run, records[: args.loop_n], answer_tokens=32)
     loop_s = (time.time() - t0) * len(records) / args.loop_n
     same = sum(r["answers"]["none"] == a for r, a in zip(results, loop))
     conditions = len(records) * (Z + 1)

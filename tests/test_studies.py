@@ -81,8 +81,9 @@ def test_batched_sweep_equals_per_instance_loop(coconut):
     results, extra = sweep(run, records, batch_size=8, answer_tokens=4, kinds=("none", "zero"), progress=False,
                            keep_unparseable=True)  # an untrained model rarely writes "#"
     assert len(results) == len(records)
-    loop = sweep_loop(run, [records[r["index"]] for r in results], answer_tokens=4)
+    fulls, loop = sweep_loop(run, [records[r["index"]] for r in results], answer_tokens=4)
     assert [r["answers"]["none"] for r in results] == loop
+    assert [r["full_text"] for r in results] == fulls
     # Zeroed thoughts at k = 0 are no thoughts at all: identical to the plain k = 0 answer.
     assert all(r["answers"]["zero"][0] == r["answers"]["none"][0] for r in results)
 

@@ -30,13 +30,11 @@ class KVCache:
         return self.k.shape[2]
 
     def write(self, layer: int, k_BxTxHxK: jax.Array, v_BxTxHxK: jax.Array) -> "KVCache":
-        at = (0, self.index, 0, 0)
-        k = self.k.at[layer].set(
-            jax.lax.dynamic_update_slice(self.k[layer], k_BxTxHxK.astype(self.k.dtype), at)
-        )
-        v = self.v.at[layer].set(
-            jax.lax.dynamic_update_slice(self.v[layer], v_BxTxHxK.astype(self.v.dtype), at)
-        )
+        # One update of the whole 5-D buffer (not slice, update, set back), so XLA can do it
+        # in place inside loops instead of copying a layer per write.
+        at = (layer, 0, self.index, 0, 0)
+        k = jax.lax.dynamic_update_slice(self.k, k_BxTxHxK[None].astype(self.k.dtype), at)
+        v = jax.lax.dynamic_update_slice(self.v, v_BxTxHxK[None].astype(self.v.dtype), at)
         return dataclasses.replace(self, k=k, v=v)
 
     def advance(self, n: int) -> "KVCache":

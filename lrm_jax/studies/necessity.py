@@ -36,6 +36,7 @@ from lrm_jax.model.generate import decode_greedy, prefill
 from lrm_jax.model.latent import latent_forward, latent_generate
 from lrm_jax.studies.batched import map_chunks
 from lrm_jax.studies.bundle import LoadedRun, StudyError
+from lrm_jax.studies.truncate import truncation_generate
 from lrm_jax.training.evaluate import build_prompts, parse_answer
 
 INTERVENTIONS = ("none", "zero", "mean", "noise", "swap")
@@ -165,20 +166,26 @@ def sweep(run: LoadedRun, records: Sequence[Record], *, batch_size: int = 256, a
     full_tokens = full_tokens or run.cfg.train.max_new_tokens
     prefix = tok.encode(" " + ANSWER_PREFIX)
     Z = layout.n_latent
-    ids, mask = build_prompts(run.mode, records, tok, layout, Z)
-    full_texts = runner.generate(ids, mask, full_tokens, latent=run.latent, desc="full reasoning")
+    if run.latent:
+        full_texts, answers = _shared_sweep(runner, run, records, kinds, prefix, answer_tokens, full_tokens)
+    else:
+        ids, mask = build_prompts(run.mode, records, tok, layout, Z)
+        full_texts = runner.generate(ids, mask, full_tokens, latent=False, desc="full reasoning")
     keep = [i for i, t in enumerate(full_texts) if keep_unparseable or "#" in t]
     skipped = len(records) - len(keep)
     records = [records[i] for i in keep]
     full_texts = [full_texts[i] for i in keep]
     if not records:
         raise StudyError("no instance gave a parseable full-reasoning answer (text after '#'); nothing to analyse")
-    finals = [parse_answer(t) for t in full_texts]
-    if Z > 0 and run.family != "cot":
-        answers = _latent_sweep(runner, run, records, kinds if run.latent else ("none",), prefix, answer_tokens)
+    if run.latent:
+        answers = {kind: [a[i] for i in keep] for kind, a in answers.items()}
+        n_steps = [Z] * len(records)
+    elif Z > 0 and run.family != "cot":  # Pause: its slots hold learned tokens, no interventions
+        answers = _latent_sweep(runner, run, records, ("none",), prefix, answer_tokens)
         n_steps = [Z] * len(records)
     else:
         answers, n_steps = _cot_sweep(runner, run, records, full_texts, prefix, answer_tokens)
+    finals = [parse_answer(t) for t in full_texts]
     results = []
     for i, rec in enumerate(records):
         row = {"index": keep[i], "question": rec.question, "gold": rec.answer, "full_text": full_texts[i],
@@ -188,6 +195,42 @@ def sweep(run: LoadedRun, records: Sequence[Record], *, batch_size: int = 256, a
         row["first_match"], row["stable_match"] = match_points(matches)
         results.append(row)
     return results, {"skipped_unparseable": skipped, "kinds": list(answers)}
+
+
+@functools.partial(jax.jit, static_argnames=("graphdef", "n_prefix", "n_latent", "forced", "end_id", "max_new_tokens", "eos_id", "pad_id"))
+def _truncations(graphdef, params, ids, mask, scale, shift, *, n_prefix, n_latent, forced, end_id, max_new_tokens, eos_id, pad_id):
+    tokens, lengths, thoughts = truncation_generate(
+        nnx.merge(graphdef, params), ids, mask, n_prefix=n_prefix, n_latent=n_latent, forced=forced, end_id=end_id,
+        max_new_tokens=max_new_tokens, eos_id=eos_id, pad_id=pad_id,
+        intervene=lambda z, x: scale[:, z, None] * x + shift[:, z],
+    )
+    return {"tokens": tokens, "lengths": lengths, "thoughts": thoughts}
+
+
+def _shared_sweep(runner, run, records, kinds, prefix, answer_tokens, full_tokens):
+    """Latent models: one question + thoughts pass per instance and condition kind, all k
+    truncations and the full run folded into the batch (lrm_jax/studies/truncate.py)."""
+    tok, layout, Z = run.tokenizer, run.layout, run.layout.n_latent
+    n, D = len(records), run.cfg.model.n_embd
+    ids, mask = build_prompts(run.mode, records, tok, layout, Z)
+    fn = functools.partial(
+        _truncations, run.graphdef, run.params, n_prefix=layout.n_prefix, n_latent=Z, forced=tuple(prefix),
+        end_id=tok.ids[run.mode.end_role], max_new_tokens=max(answer_tokens, full_tokens), eos_id=runner.eos, pad_id=runner.pad,
+    )
+    kinds = ["none"] + [k for k in kinds if k != "none"]  # the others need the unperturbed thoughts
+    answers, full_texts, thoughts = {}, None, np.zeros((n, Z, D), np.float32)
+    for kind in kinds:
+        scale, shift = interventions(kind, thoughts)
+        out = map_chunks(fn, {"ids": ids, "mask": mask, "scale": scale, "shift": shift}, batch_size=runner.batch_size,
+                         sharding=runner.sharding, desc=f"{kind}: {Z + 2} conditions per instance", progress=runner.progress)
+        limit = [answer_tokens] * (Z + 1) + [full_tokens]  # the early answers get answer_tokens only
+        texts = [[runner.decode(out["tokens"][i, c, : min(out["lengths"][i, c], limit[c])]) for c in range(Z + 2)]
+                 for i in range(n)]
+        answers[kind] = [[parse_answer(ANSWER_PREFIX + t[c]) for c in range(Z + 1)] for t in texts]
+        if kind == "none":
+            full_texts = [t[Z + 1] for t in texts]
+            thoughts = out["thoughts"]
+    return full_texts, answers
 
 
 def _latent_sweep(runner, run, records, kinds, prefix, answer_tokens) -> dict[str, list[list[str]]]:
@@ -263,8 +306,10 @@ def summarize(results: list[dict], extra: dict) -> dict:
     return out
 
 
-def sweep_loop(run: LoadedRun, records: Sequence[Record], *, answer_tokens: int = 32) -> list[list[str]]:
-    """The reference analysis code's way: one model call per instance and per k (batch 1).
+def sweep_loop(run: LoadedRun, records: Sequence[Record], *, answer_tokens: int = 32,
+               full_tokens: int | None = None) -> tuple[list[str], list[list[str]]]:
+    """The reference analysis code's way: per instance, one call for the full reasoning, then
+    one call per k (batch 1). Returns (full texts, answers per k).
 
     Kept as the baseline of benchmarks/necessity_sweep.py and to test the batched sweep
     against; it shares only the prompt building and the jitted generation with `sweep`.
@@ -272,15 +317,18 @@ def sweep_loop(run: LoadedRun, records: Sequence[Record], *, answer_tokens: int 
     tok, layout, Z = run.tokenizer, run.layout, run.layout.n_latent
     prefix = tok.encode(" " + ANSWER_PREFIX)
     D = run.cfg.model.n_embd
-    out = []
+    full_tokens = full_tokens or run.cfg.train.max_new_tokens
+
+    def one(ids, mask, n_new) -> str:
+        gen = _generate(run.graphdef, run.params, ids, mask, np.ones((1, max(Z, 1)), np.float32),
+                        np.zeros((1, max(Z, 1), D), np.float32), latent=run.latent, n_prefix=layout.n_prefix,
+                        n_latent=Z, max_new_tokens=n_new, eos_id=tok.ids["eos"], pad_id=tok.ids["pad"])
+        tokens = np.asarray(gen["tokens"])[0, : int(gen["lengths"][0])]
+        return tok.decode([int(t) for t in tokens if t not in (tok.ids["eos"], tok.ids["pad"])])
+
+    fulls, out = [], []
     for rec in records:
-        row = []
-        for k in range(Z + 1):
-            ids, mask = append_tokens(*build_prompts(run.mode, [rec], tok, layout, k), prefix)
-            gen = _generate(run.graphdef, run.params, ids, mask, np.ones((1, max(Z, 1)), np.float32),
-                            np.zeros((1, max(Z, 1), D), np.float32), latent=run.latent, n_prefix=layout.n_prefix,
-                            n_latent=Z, max_new_tokens=answer_tokens, eos_id=tok.ids["eos"], pad_id=tok.ids["pad"])
-            tokens = np.asarray(gen["tokens"])[0, : int(gen["lengths"][0])]
-            row.append(parse_answer(ANSWER_PREFIX + tok.decode([int(t) for t in tokens if t not in (tok.ids["eos"], tok.ids["pad"])])))
-        out.append(row)
-    return out
+        fulls.append(one(*build_prompts(run.mode, [rec], tok, layout, Z), full_tokens))
+        out.append([parse_answer(ANSWER_PREFIX + one(*append_tokens(*build_prompts(run.mode, [rec], tok, layout, k), prefix), answer_tokens))
+                    for k in range(Z + 1)])
+    return fulls, out
