@@ -207,3 +207,16 @@ def test_codi_multimode_run_from_a_coconut_run(straight, tmp_path):
     assert {"accuracy_latent", "accuracy_verbal", "accuracy_direct"} <= set(valid) and valid["thoughts"] == 2
     cfg, _ = read_run_files(tmp_path)
     assert cfg.method.name == "codi_multimode" and load_params(tmp_path).prj is not None
+
+
+def test_run_from_another_run_keeps_its_word_vocabulary(straight):
+    """A word vocabulary rebuilt from other records could number tokens differently; a run
+    started from another run must use that run's tokenizer (or fail if it lacks tokens)."""
+    _, source_tok = read_run_files(straight[0])
+    c = load(RunConfig, None, TINY + ["data.n_train=4", "data.n_valid=2", f"train.init_from={straight[0]}"])
+    inputs = resolve(c)
+    assert inputs.tokenizer.vocab == source_tok.vocab and inputs.cfg.model.vocab_size == len(source_tok.vocab)
+    bigger = load(RunConfig, None, TINY + ["data.generator={min_ops: 2, max_ops: 3, max_value: 10, ops: ['+']}",
+                                           f"train.init_from={straight[0]}"])
+    with pytest.raises(ConfigError, match="vocabulary lacks"):
+        resolve(bigger)

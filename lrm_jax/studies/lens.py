@@ -67,7 +67,8 @@ def project(run: LoadedRun, records: Sequence[Record], *, k: int = 10, n_answer:
     P, Z = layout.n_prefix, layout.n_latent
     runner = Runner(run, batch_size, sharding, progress)
     ids, mask = build_prompts(run.mode, records, tok, layout, Z)
-    texts = runner.generate(ids, mask, max_new_tokens, latent=True, desc="answers")
+    generated = runner.generate_tokens(ids, mask, max_new_tokens, latent=True, desc="answers")
+    texts = [runner.decode(g) for g in generated]
     prefix = tok.encode(" " + ANSWER_PREFIX)
     eos = tok.ids["eos"]
     gen_len = max_new_tokens + len(prefix) + n_answer
@@ -78,9 +79,8 @@ def project(run: LoadedRun, records: Sequence[Record], *, k: int = 10, n_answer:
     n_pos = Z + 2 + len(prefix) + n_answer
     columns = np.zeros((len(records), n_pos), np.int32)
     answer_pos = []
-    for i, text in enumerate(texts):
-        gen = tok.encode(" " + text.strip()) if text.strip() else []
-        gen = gen[: max_new_tokens] + [eos]
+    for i, gen in enumerate(generated):
+        gen = [t for t in gen if t != eos][:max_new_tokens] + [eos]
         full_ids[i, ids.shape[1] : ids.shape[1] + len(gen)] = gen
         full_mask[i, ids.shape[1] : ids.shape[1] + len(gen)] = 1
         # The answer-prefix tokens: their last occurrence in the generated text (CoT-mode

@@ -33,7 +33,7 @@ from flax import nnx
 from lrm_jax.data.layout import ANSWER_PREFIX
 from lrm_jax.data.records import Record
 from lrm_jax.model.generate import decode_greedy, prefill
-from lrm_jax.model.latent import latent_forward, latent_generate
+from lrm_jax.model.latent import latent_generate
 from lrm_jax.studies.batched import map_chunks
 from lrm_jax.studies.bundle import LoadedRun, StudyError
 from lrm_jax.studies.truncate import truncation_generate
@@ -61,12 +61,6 @@ def _generate(graphdef, params, ids, mask, scale, shift, *, latent, n_prefix, n_
     return {"tokens": gen.tokens, "lengths": gen.lengths}
 
 
-@functools.partial(jax.jit, static_argnames=("graphdef", "n_prefix", "n_latent"))
-def _thoughts(graphdef, params, ids, mask, *, n_prefix, n_latent):
-    out = latent_forward(nnx.merge(graphdef, params), ids, mask, n_prefix=n_prefix, n_latent=n_latent)
-    return {"thoughts": out.thoughts}
-
-
 class Runner:
     """Runs generation rows for one loaded model with a fixed chunk size (one compile per shape)."""
 
@@ -76,6 +70,11 @@ class Runner:
         self.eos, self.pad = tok.ids["eos"], tok.ids["pad"]
 
     def generate(self, ids, mask, max_new_tokens: int, *, latent: bool, scale=None, shift=None, desc=None) -> list[str]:
+        return [self.decode(t) for t in self.generate_tokens(ids, mask, max_new_tokens, latent=latent, scale=scale,
+                                                              shift=shift, desc=desc)]
+
+    def generate_tokens(self, ids, mask, max_new_tokens: int, *, latent: bool, scale=None, shift=None, desc=None):
+        """Greedy continuation ids per row (up to and including EOS)."""
         run = self.run
         n, Z, D = len(ids), run.layout.n_latent, run.cfg.model.n_embd
         scale = np.ones((n, max(Z, 1)), np.float32) if scale is None else scale
@@ -86,13 +85,7 @@ class Runner:
         )
         out = map_chunks(fn, {"ids": ids, "mask": mask, "scale": scale, "shift": shift},
                          batch_size=self.batch_size, sharding=self.sharding, desc=desc, progress=self.progress)
-        return [self.decode(t[:l]) for t, l in zip(out["tokens"], out["lengths"])]
-
-    def thoughts(self, ids, mask) -> np.ndarray:
-        run = self.run
-        fn = functools.partial(_thoughts, run.graphdef, run.params, n_prefix=run.layout.n_prefix, n_latent=run.layout.n_latent)
-        return map_chunks(fn, {"ids": ids, "mask": mask}, batch_size=self.batch_size, sharding=self.sharding,
-                          desc="thoughts", progress=self.progress)["thoughts"]
+        return [[int(x) for x in t[:l]] for t, l in zip(out["tokens"], out["lengths"])]
 
     def decode(self, tokens) -> str:
         return self.run.tokenizer.decode([int(t) for t in tokens if t not in (self.eos, self.pad)])
@@ -181,7 +174,7 @@ def sweep(run: LoadedRun, records: Sequence[Record], *, batch_size: int = 256, a
         answers = {kind: [a[i] for i in keep] for kind, a in answers.items()}
         n_steps = [Z] * len(records)
     elif Z > 0 and run.family != "cot":  # Pause: its slots hold learned tokens, no interventions
-        answers = _latent_sweep(runner, run, records, ("none",), prefix, answer_tokens)
+        answers = _pause_sweep(runner, run, records, prefix, answer_tokens)
         n_steps = [Z] * len(records)
     else:
         answers, n_steps = _cot_sweep(runner, run, records, full_texts, prefix, answer_tokens)
@@ -233,34 +226,14 @@ def _shared_sweep(runner, run, records, kinds, prefix, answer_tokens, full_token
     return full_texts, answers
 
 
-def _latent_sweep(runner, run, records, kinds, prefix, answer_tokens) -> dict[str, list[list[str]]]:
+def _pause_sweep(runner, run, records, prefix, answer_tokens) -> dict[str, list[list[str]]]:
+    """Pause models: k of their Z slots hold the learned token; one plain pass per row."""
     tok, layout, Z = run.tokenizer, run.layout, run.layout.n_latent
     n = len(records)
     per_k = [append_tokens(*build_prompts(run.mode, records, tok, layout, k), prefix) for k in range(Z + 1)]
-    ids = np.concatenate([p[0] for p in per_k])  # row = k * n + i
-    mask = np.concatenate([p[1] for p in per_k])
-    full = None
-    if run.latent and set(kinds) - {"none", "zero"}:
-        full = runner.thoughts(*build_prompts(run.mode, records, tok, layout, Z))
-    out = {}
-    all_ids, all_mask, scales, shifts = [], [], [], []
-    for kind in kinds:
-        if run.latent:
-            scale, shift = interventions(kind, full if full is not None else np.zeros((n, Z, run.cfg.model.n_embd), np.float32))
-            scales.append(np.tile(scale, (Z + 1, 1)))
-            shifts.append(np.tile(shift, (Z + 1, 1, 1)))
-        all_ids.append(ids)
-        all_mask.append(mask)
-    texts = runner.generate(
-        np.concatenate(all_ids), np.concatenate(all_mask), answer_tokens, latent=run.latent,
-        scale=np.concatenate(scales) if scales else None, shift=np.concatenate(shifts) if shifts else None,
-        desc=f"{len(kinds)} condition(s) x {Z + 1} truncations",
-    )
-    block = n * (Z + 1)
-    for c, kind in enumerate(kinds):
-        part = texts[c * block : (c + 1) * block]
-        out[kind] = [[parse_answer(ANSWER_PREFIX + part[k * n + i]) for k in range(Z + 1)] for i in range(n)]
-    return out
+    texts = runner.generate(np.concatenate([p[0] for p in per_k]), np.concatenate([p[1] for p in per_k]),
+                            answer_tokens, latent=False, desc=f"{Z + 1} truncations")
+    return {"none": [[parse_answer(ANSWER_PREFIX + texts[k * n + i]) for k in range(Z + 1)] for i in range(n)]}
 
 
 def _cot_sweep(runner, run, records, full_texts, prefix, answer_tokens):

@@ -86,6 +86,22 @@ def _check_fits(records, tokenizer, layout, method, where: str) -> None:
 
 
 def build_tokenizer(cfg: RunConfig, records: list[Record]) -> Tokenizer:
+    """A word vocabulary from the records, a local HF tokenizer, or, when the run starts from
+    another lrm_jax run, that run's own tokenizer: token ids must mean what they meant to the
+    weights (a word vocabulary rebuilt from other records can number tokens differently)."""
+    source = Path(cfg.train.init_from) if cfg.train.init_from else None
+    if source is not None and (source / "config.yaml").exists():
+        from lrm_jax.training.checkpoint import read_run_files
+
+        tok = read_run_files(source)[1]
+        if isinstance(tok, WordTokenizer):
+            missing = sorted({p for r in records for t in sequence_texts(r) for p in tok.pieces(t)} - set(tok.token_to_id))
+            if missing:
+                raise ConfigError(
+                    f"train.init_from={source}: its word vocabulary lacks {len(missing)} token(s) of this run's data, "
+                    f"e.g. {missing[:5]}; generate data the source run has seen, or train from scratch"
+                )
+        return tok
     if cfg.data.tokenizer == "word":
         return WordTokenizer.build(t for r in records for t in sequence_texts(r))
     return HFTokenizer.from_directory(cfg.data.tokenizer)
