@@ -5,8 +5,10 @@
 Forward chaining over the top-k integers of the final-layer projection, counterfactual
 verification by editing the question's numbers through its template (n = 3 edits, required
 passes r = 1, 2, 3, max rank 1), and trace assembly backwards from the predicted answer
-(lrm_jax/studies/forward_chain.py). Needs templated records (the arithmetic generator's, or
-any file whose records carry a `template`). Writes instances.jsonl, summary.json, summary.md
+(lrm_jax/studies/forward_chain.py). Needs templated questions: the arithmetic generator's
+templates, or, for free text such as GSM8k-Aug, templates extracted here (whole numbers written
+in digits become variables; lrm_jax/studies/templates.py) with a report of what stays fixed and
+what could not be templated. Writes instances.jsonl, summary.json, summary.md
 and figure6.png (verified-trace rates for correct and incorrect predictions, found rate as a
 line).
 """
@@ -25,6 +27,8 @@ from analysis import plots
 from analysis.common import guarded, md_table, parser, records_for, write_outputs
 from lrm_jax.data.generators.arithmetic import evaluate as program_results, render
 from lrm_jax.data.layout import ANSWER_PREFIX
+from lrm_jax.data.records import Record
+from lrm_jax.studies import templates
 from lrm_jax.studies.auroc import auroc_ci
 from lrm_jax.studies.batched import default_sharding, map_chunks
 from lrm_jax.studies.bundle import StudyError, load_run
@@ -50,23 +54,35 @@ def edit_values(value: int) -> list[int]:
 
 
 def valid_edits(record, tokenizer, per_var: int) -> list[tuple[str, int]]:
-    """(variable, new value): the program stays single-token (and known) everywhere."""
+    """(variable, new value): single-token numbers everywhere (for generated arithmetic, every
+    intermediate result of the edited program too)."""
     t = record.template
     out = []
     for var, old in t["values"].items():
         found = 0
         for new in edit_values(int(old)):
             values = {**t["values"], var: new}
-            try:
-                results = program_results(t, values)
-            except ZeroDivisionError:
-                continue
-            if all(_single_token(tokenizer, x) for x in list(values.values()) + results):
+            if "program" in t:
+                try:
+                    shown = list(values.values()) + program_results(t, values)
+                except ZeroDivisionError:
+                    continue
+            else:
+                shown = [new]
+            if all(_single_token(tokenizer, x) for x in shown):
                 out.append((var, new))
                 found += 1
                 if found == per_var:
                     break
     return out
+
+
+def edited(record, var: str, new: int) -> Record:
+    """The record's question with one variable changed (steps and answer are not needed)."""
+    values = {**record.template["values"], var: new}
+    if "program" in record.template:
+        return render(record.template, values)
+    return Record(templates.render(record.template, values), (), "", template={**record.template, "values": values})
 
 
 def _single_token(tokenizer, x) -> bool:
@@ -99,16 +115,17 @@ def main(argv=None) -> int:
         sharding = default_sharding()
         run.replicate(sharding)
         records, note = records_for(run, args.data, args.limit)
-        missing = [i for i, r in enumerate(records) if not r.template or "program" not in r.template]
-        if missing:
-            raise StudyError(f"{args.data or 'validation set'}: record {missing[0]} (and {len(missing) - 1} more) has no "
-                             "arithmetic `template`; counterfactual verification edits the question through it")
+        records, report = templates.attach(records)
+        print(report, file=sys.stderr)
+        if not records:
+            raise StudyError(f"{args.data or 'validation set'}: no record has a template or a whole number to edit "
+                             f"({report}); counterfactual verification edits the question's numbers")
         offset = args.offset or (2 if run.is_codi else 1)
         print(f"{run.family_label} from {args.ckpt}; {len(records)} instances from {note}; offset d={offset}", file=sys.stderr)
         t0 = time.time()
         instances = analyse(run, records, args, offset, sharding)
         summary = summarize(instances)
-        summary.update(ckpt=str(args.ckpt), family=run.family, label=run.family_label, offset=offset,
+        summary.update(ckpt=str(args.ckpt), family=run.family, label=run.family_label, offset=offset, templates=report,
                        top_k=args.top_k, seconds=time.time() - t0)
         out = Path(args.out)
         write_outputs(out, instances, summary, render_md(summary))
@@ -130,7 +147,7 @@ def analyse(run, records, args, offset, sharding) -> list[dict]:
     answer_index = len(columns_one) - 1
     # All questions at once: the originals, then every instance's edited versions.
     edits = [valid_edits(r, tok, args.edits_per_var) for r in records]
-    rows = list(records) + [render(r.template, {**r.template["values"], var: new}) for r, es in zip(records, edits) for var, new in es]
+    rows = list(records) + [edited(r, var, new) for r, es in zip(records, edits) for var, new in es]
     ids, mask = append_tokens(*build_prompts(run.mode, rows, tok, layout, Z), prefix)
     columns = np.tile(np.asarray(columns_one, np.int32), (len(rows), 1))
     fn = functools.partial(project_columns, run.graphdef, run.params, n_prefix=P, n_latent=Z, k=args.top_k, last_only=True)

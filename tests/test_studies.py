@@ -166,10 +166,10 @@ def test_bad_inputs_are_clear_errors(coconut_dir, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "nosteps.json" in err and "steps" in err
     untemplated = tmp_path / "untemplated.json"
-    untemplated.write_text(json.dumps([{"question": "a = 1 . b = a + 2 . what is b ?", "steps": ["<<1+2=3>>"], "answer": "3"}]))
+    untemplated.write_text(json.dumps([{"question": "what is two plus three ?", "steps": ["<<2+3=5>>"], "answer": "5"}]))
     assert search.main(["--ckpt", str(coconut_dir), "--data", str(untemplated), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
-    assert "record 0" in err and "template" in err
+    assert "untemplated.json" in err and "no record has a template" in err and "number words kept fixed" in err
 
 
 def test_auroc_matches_pair_counting():
@@ -182,3 +182,20 @@ def test_auroc_matches_pair_counting():
     ci = auroc_ci(scores, labels, n_boot=200)
     assert ci["ci_low"] <= ci["auroc"] <= ci["ci_high"]
     assert auroc([1, 2, 3, 4], [0, 0, 1, 1]) == 1.0
+
+
+def test_text_templates_turn_digit_numbers_into_variables():
+    from tests.conftest import shared_file
+
+    from lrm_jax.data.loaders import load_records
+    from lrm_jax.studies import templates
+
+    t, notes = templates.extract("A set of 7 spoons costs $1,200. It grows .5 inches, 10% more, twice.")
+    assert t["values"] == {"VAR_0": 7, "VAR_1": 1200}
+    assert templates.render(t, {"VAR_0": 9, "VAR_1": 30}) == "A set of 9 spoons costs $30. It grows .5 inches, 10% more, twice."
+    assert set(notes) == {"decimal or percentage kept fixed", "number words kept fixed"}
+    records = load_records(shared_file("gsm8k_valid.json"), lenient=True).records
+    kept, report = templates.attach(records)
+    assert 0.9 * len(records) < len(kept) <= len(records) and report.startswith(f"templated {len(kept)} of {len(records)}")
+    for r in kept[:50]:  # rendering the original values gives the question back
+        assert templates.render(r.template, r.template["values"]) == r.question
