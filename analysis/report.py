@@ -50,9 +50,9 @@ def write_report(out: Path, models: list[dict], studies: list[dict], *, quick: b
             acc = v["per_k"]["none"]["accuracy"]
             rows.append([s["task"], v["label"], v["n"], f"{v['first_match_pct_mean']:.1f} ± {v['first_match_pct_sd']:.1f}",
                          f"{v['stable_match_pct_mean']:.1f} ± {v['stable_match_pct_sd']:.1f}", _pct(v["no_reasoning_needed"]),
-                         _pct(acc[0]), _pct(acc[-1])])
+                         _pct(acc[0]), _pct(v["accuracy_full"])])
         lines += [md_table(["task", "model", "n", "% reasoning needed (first match)", "(stable match)",
-                            "answer already final with none", "accuracy k=0", "accuracy full"], rows),
+                            "answer already final with none", "accuracy k=0", "accuracy, full reasoning"], rows),
                   "![Figure 2 layout](figure2.png)", ""]
         for s, v in nec:
             if v["family"] == "cot":
