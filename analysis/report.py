@@ -27,7 +27,8 @@ def write_report(out: Path, models: list[dict], studies: list[dict], *, quick: b
                   "records, on the arithmetic task only. They have not learned anything; the numbers below only "
                   "show that every stage ran. "
                   "Run `python -m analysis.demo` without `--quick` for the real (about 30-minute) run.", ""]
-    lines += [f"Machine: {platform.machine()}, {platform.system()}; total time {minutes:.1f} min.", "",
+    lines += [f"Machine: {platform.machine()}, {platform.system()}; this invocation took {minutes:.1f} min "
+              "(a rerun skips finished steps; each model's own minutes are in the table).", "",
               "## Models", "",
               md_table(["task", "method", "steps", "minutes", "stopped by", "accuracy (validation)"],
                        [[m["task"], m["method"], m["steps"], f"{m['minutes']:.1f}", m["stopped"], _pct(m["accuracy"])]
