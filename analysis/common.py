@@ -13,11 +13,14 @@ import sys
 from pathlib import Path
 from typing import Callable, Sequence
 
+import numpy as np
+
 from lrm_jax.config import ConfigError
 from lrm_jax.data.layout import LayoutError
 from lrm_jax.data.loaders import DataError, load_records
 from lrm_jax.data.records import Record
-from lrm_jax.studies.bundle import LoadedRun, StudyError
+from lrm_jax.studies.batched import default_sharding
+from lrm_jax.studies.bundle import LoadedRun, StudyError, load_run
 from lrm_jax.training.checkpoint import CheckpointError
 from lrm_jax.training.setup import load_data
 
@@ -31,6 +34,18 @@ def parser(doc: str) -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=256, help="rows per jitted chunk")
     p.add_argument("--no-progress", action="store_true")
     return p
+
+
+def open_run(ckpt: str, *, need_latent: bool = False, study: str = "this study"):
+    """(run with its parameters on every device of the mesh, the rows' sharding)."""
+    run = load_run(ckpt, need_latent=need_latent, study=study)
+    sharding = default_sharding()
+    return run.replicate(sharding), sharding
+
+
+def rate(rows, fn) -> float:
+    """Mean of fn over rows; NaN for no rows (shown as n/a in reports)."""
+    return float(np.mean([fn(r) for r in rows])) if rows else float("nan")
 
 
 def records_for(run: LoadedRun, data: str | None, limit: int) -> tuple[list[Record], str]:

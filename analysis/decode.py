@@ -23,11 +23,10 @@ from pathlib import Path
 import numpy as np
 
 from analysis import html_view, plots
-from analysis.common import guarded, md_table, parser, records_for, write_outputs
+from analysis.common import guarded, open_run, rate, md_table, parser, records_for, write_outputs
 from lrm_jax.studies.auroc import auroc_ci
 from lrm_jax.studies.backtrack import parse_trace, path_search, random_traces, rank_table, search, value_key
-from lrm_jax.studies.batched import default_sharding
-from lrm_jax.studies.bundle import StudyError, load_run
+from lrm_jax.studies.bundle import StudyError
 from lrm_jax.studies.lens import project
 from lrm_jax.studies.necessity import normalize
 from lrm_jax.traces.arith import question_numbers
@@ -43,9 +42,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     def body() -> int:
-        run = load_run(args.ckpt, need_latent=True, study="decoding")
-        sharding = default_sharding()
-        run.replicate(sharding)
+        run, sharding = open_run(args.ckpt, need_latent=True, study="decoding")
         records, note = records_for(run, args.data, args.limit)
         if not any(r.steps for r in records):
             raise StudyError(f"{args.data or 'validation set'}: no record has reasoning steps; the gold-trace search needs them")
@@ -136,26 +133,23 @@ def analyse(run, records, grids, predictions) -> list[dict]:
     return out
 
 
-def _rate(rows, fn):
-    return float(np.mean([fn(r) for r in rows])) if rows else float("nan")
-
 
 def summarize(instances, run) -> dict:
-    s = {"n": len(instances), "accuracy": _rate(instances, lambda r: r["correct"])}
+    s = {"n": len(instances), "accuracy": rate(instances, lambda r: r["correct"])}
     for name, rows in (("correct", [r for r in instances if r["correct"]]), ("incorrect", [r for r in instances if not r["correct"]])):
         tested = [r for r in rows if r.get("baseline", {}).get("tested")]
         s[name] = {
             "n": len(rows),
-            **{f"found_{k}": _rate(rows, lambda r, k=k: r["found"][k]) for k in ("primary", "primary_q", "any", "any_q")},
+            **{f"found_{k}": rate(rows, lambda r, k=k: r["found"][k]) for k in ("primary", "primary_q", "any", "any_q")},
             "baseline_n": len(tested),
-            "baseline_best_of_1": _rate(tested, lambda r: r["baseline"]["best_of_1"]),
-            "baseline_best_of_5": _rate(tested, lambda r: r["baseline"]["best_of_5"]),
+            "baseline_best_of_1": rate(tested, lambda r: r["baseline"]["best_of_1"]),
+            "baseline_best_of_5": rate(tested, lambda r: r["baseline"]["best_of_5"]),
             "vp_impossible": int(sum(bool(r.get("vp_impossible")) for r in rows)),
         }
     by_steps = {}
     for r in instances:
         by_steps.setdefault(r["n_steps"], []).append(r)
-    s["by_steps"] = {str(k): {"n": len(v), "found_any_q_correct": _rate([r for r in v if r["correct"]], lambda r: r["found"]["any_q"])}
+    s["by_steps"] = {str(k): {"n": len(v), "found_any_q_correct": rate([r for r in v if r["correct"]], lambda r: r["found"]["any_q"])}
                      for k, v in sorted(by_steps.items())}
     labels = [r["correct"] for r in instances]
     s["auroc"] = {
@@ -163,7 +157,7 @@ def summarize(instances, run) -> dict:
         "log_trees": auroc_ci([float(np.log1p(r.get("n_trees", 0))) for r in instances], labels),
     }
     L = len(instances[0]["found_by_layer"]) if instances else 0
-    s["found_by_layer"] = [_rate(instances, lambda r, i=i: r["found_by_layer"][i]) for i in range(L)]
+    s["found_by_layer"] = [rate(instances, lambda r, i=i: r["found_by_layer"][i]) for i in range(L)]
     return s
 
 

@@ -16,9 +16,7 @@ import time
 from pathlib import Path
 
 from analysis import plots
-from analysis.common import guarded, md_table, parser, records_for, write_outputs
-from lrm_jax.studies.batched import default_sharding
-from lrm_jax.studies.bundle import load_run
+from analysis.common import guarded, open_run, md_table, parser, records_for, write_outputs
 from lrm_jax.studies.necessity import INTERVENTIONS, summarize, sweep
 
 
@@ -31,9 +29,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     def body() -> int:
-        run = load_run(args.ckpt)
-        sharding = default_sharding()
-        run.replicate(sharding)
+        run, sharding = open_run(args.ckpt)
         records, note = records_for(run, args.data, args.limit)
         print(f"{run.family_label} from {args.ckpt}; {len(records)} instances from {note}", file=sys.stderr)
         t0 = time.time()

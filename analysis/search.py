@@ -24,14 +24,14 @@ from pathlib import Path
 import numpy as np
 
 from analysis import plots
-from analysis.common import guarded, md_table, parser, records_for, write_outputs
+from analysis.common import guarded, open_run, rate, md_table, parser, records_for, write_outputs
 from lrm_jax.data.generators.arithmetic import evaluate as program_results, render
 from lrm_jax.data.layout import ANSWER_PREFIX
 from lrm_jax.data.records import Record
 from lrm_jax.studies import templates
 from lrm_jax.studies.auroc import auroc_ci
-from lrm_jax.studies.batched import default_sharding, map_chunks
-from lrm_jax.studies.bundle import StudyError, load_run
+from lrm_jax.studies.batched import map_chunks
+from lrm_jax.studies.bundle import StudyError
 from lrm_jax.studies.forward_chain import InstanceGrids, assemble, chain
 from lrm_jax.studies.lens import project_columns
 from lrm_jax.studies.necessity import append_tokens
@@ -111,9 +111,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     def body() -> int:
-        run = load_run(args.ckpt, need_latent=True, study="blind search")
-        sharding = default_sharding()
-        run.replicate(sharding)
+        run, sharding = open_run(args.ckpt, need_latent=True, study="blind search")
         records, note = records_for(run, args.data, args.limit)
         records, report = templates.attach(records)
         print(report, file=sys.stderr)
@@ -178,15 +176,12 @@ def analyse(run, records, args, offset, sharding) -> list[dict]:
     return results
 
 
-def _rate(rows, fn):
-    return float(np.mean([fn(r) for r in rows])) if rows else float("nan")
-
 
 def summarize(instances) -> dict:
-    s = {"n": len(instances), "accuracy": _rate(instances, lambda r: r["correct"])}
+    s = {"n": len(instances), "accuracy": rate(instances, lambda r: r["correct"])}
     for name, rows in (("correct", [r for r in instances if r["correct"]]), ("incorrect", [r for r in instances if not r["correct"]])):
-        s[name] = {"n": len(rows), "found": _rate(rows, lambda r: np.mean([r[f"r{q}"]["found"] for q in REQUIRED])),
-                   **{f"verified_r{q}": _rate(rows, lambda r, q=q: r[f"r{q}"]["verified"]) for q in REQUIRED}}
+        s[name] = {"n": len(rows), "found": rate(rows, lambda r: np.mean([r[f"r{q}"]["found"] for q in REQUIRED])),
+                   **{f"verified_r{q}": rate(rows, lambda r, q=q: r[f"r{q}"]["verified"]) for q in REQUIRED}}
     labels = [r["correct"] for r in instances]
     s["auroc"] = {f"verified_r{q}": auroc_ci([float(r[f"r{q}"]["verified"]) for r in instances], labels) for q in REQUIRED}
     return s

@@ -32,12 +32,10 @@ from flax import nnx
 
 from lrm_jax.data.layout import ANSWER_PREFIX
 from lrm_jax.data.records import Record
-from lrm_jax.model.generate import decode_greedy, prefill
-from lrm_jax.model.latent import latent_generate
 from lrm_jax.studies.batched import map_chunks
 from lrm_jax.studies.bundle import LoadedRun, StudyError
 from lrm_jax.studies.truncate import truncation_generate
-from lrm_jax.training.evaluate import build_prompts, parse_answer
+from lrm_jax.training.evaluate import build_prompts, generate_batch, parse_answer
 
 INTERVENTIONS = ("none", "zero", "mean", "noise", "swap")
 
@@ -46,18 +44,9 @@ def normalize(answer: str) -> str:
     return answer.lower().replace(",", "").replace(" ", "")
 
 
-@functools.partial(jax.jit, static_argnames=("graphdef", "latent", "n_prefix", "n_latent", "max_new_tokens", "eos_id", "pad_id"))
-def _generate(graphdef, params, ids, mask, scale, shift, *, latent, n_prefix, n_latent, max_new_tokens, eos_id, pad_id):
-    """Greedy continuations; latent rows feed `scale * thought + shift` into slot z."""
-    model = nnx.merge(graphdef, params)
-    if latent:
-        gen = latent_generate(
-            model, ids, mask, n_prefix=n_prefix, n_latent=n_latent, max_new_tokens=max_new_tokens,
-            eos_id=eos_id, pad_id=pad_id, intervene=lambda z, x: scale[:, z, None] * x + shift[:, z],
-        )
-    else:
-        cache, logits, pos, keys = prefill(model, ids, mask, max_new_tokens)
-        gen = decode_greedy(model, cache, logits, pos, keys, max_new_tokens=max_new_tokens, eos_id=eos_id, pad_id=pad_id)
+def _generate(graphdef, params, ids, mask, scale, shift, **static):
+    """`generate_batch` with its outputs as a dict of row arrays (what map_chunks gathers)."""
+    gen = generate_batch(graphdef, params, ids, mask, scale, shift, **static)
     return {"tokens": gen.tokens, "lengths": gen.lengths}
 
 

@@ -77,12 +77,16 @@ def build_prompts(mode: Mode, records, tokenizer: Tokenizer, layout: Layout, n_t
 
 
 @functools.partial(jax.jit, static_argnames=("graphdef", "latent", "n_prefix", "n_latent", "max_new_tokens", "eos_id", "pad_id"))
-def _generate(graphdef, params, ids, mask, *, latent, n_prefix, n_latent, max_new_tokens, eos_id, pad_id):
+def generate_batch(graphdef, params, ids, mask, scale=None, shift=None, *, latent, n_prefix, n_latent,
+                   max_new_tokens, eos_id, pad_id):
+    """Greedy continuations of one batch of prompts. Latent rows may intervene on their
+    thoughts: slot z is fed `scale[:, z] * thought + shift[:, z]` (both or neither given)."""
     model = nnx.merge(graphdef, params)
     if latent:
+        intervene = None if scale is None else (lambda z, x: scale[:, z, None] * x + shift[:, z])
         return latent_generate(
             model, ids, mask, n_prefix=n_prefix, n_latent=n_latent,
-            max_new_tokens=max_new_tokens, eos_id=eos_id, pad_id=pad_id,
+            max_new_tokens=max_new_tokens, eos_id=eos_id, pad_id=pad_id, intervene=intervene,
         )
     cache, logits, next_pos, keys = prefill(model, ids, mask, max_new_tokens)
     return decode_greedy(model, cache, logits, next_pos, keys, max_new_tokens=max_new_tokens, eos_id=eos_id, pad_id=pad_id)
@@ -101,7 +105,7 @@ def generate_texts(
         ids, mask = jnp.asarray(ids), jnp.asarray(mask)
         if sharding is not None:
             ids, mask = jax.device_put(ids, sharding), jax.device_put(mask, sharding)
-        gen = _generate(
+        gen = generate_batch(
             graphdef, params, ids, mask, latent=mode.latent, n_prefix=layout.n_prefix,
             n_latent=layout.n_latent, max_new_tokens=max_new_tokens,
             eos_id=tokenizer.ids["eos"], pad_id=tokenizer.ids["pad"],
