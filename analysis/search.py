@@ -8,7 +8,9 @@ passes r = 1, 2, 3, max rank 1), and trace assembly backwards from the predicted
 (lrm_jax/studies/forward_chain.py). Needs templated questions: the arithmetic generator's
 templates, or, for free text such as GSM8k-Aug, templates extracted here (whole numbers written
 in digits become variables; lrm_jax/studies/templates.py) with a report of what stays fixed and
-what could not be templated. Writes instances.jsonl, summary.json, summary.md
+what could not be templated. ProsQA/ProntoQA questions take the logic search instead
+(analysis/search_logic.py): paths of the question's concepts among the top-k, checked by the
+trace checker, verified by renaming concepts in the question. Writes instances.jsonl, summary.json, summary.md
 and figure6.png (verified-trace rates for correct and incorrect predictions, found rate as a
 line).
 """
@@ -24,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from analysis import plots
+from analysis.search_logic import analyse_logic, is_logic
 from analysis.common import guarded, open_run, rate, md_table, parser, records_for, write_outputs
 from lrm_jax.data.generators.arithmetic import evaluate as program_results, render
 from lrm_jax.data.layout import ANSWER_PREFIX
@@ -113,6 +116,12 @@ def main(argv=None) -> int:
     def body() -> int:
         run, sharding = open_run(args.ckpt, need_latent=True, study="blind search")
         records, note = records_for(run, args.data, args.limit)
+        t0 = time.time()
+        if is_logic(records):
+            print(f"{run.family_label} from {args.ckpt}; {len(records)} logic instances from {note}", file=sys.stderr)
+            instances = analyse_logic(run, records, args, sharding)
+            return finish(run, args, instances, t0, offset=None,
+                          templates="logic: paths of question concepts, verified by renaming each concept 3 times")
         records, report = templates.attach(records)
         print(report, file=sys.stderr)
         if not records:
@@ -120,21 +129,24 @@ def main(argv=None) -> int:
                              f"({report}); counterfactual verification edits the question's numbers")
         offset = args.offset or (2 if run.is_codi else 1)
         print(f"{run.family_label} from {args.ckpt}; {len(records)} instances from {note}; offset d={offset}", file=sys.stderr)
-        t0 = time.time()
         instances = analyse(run, records, args, offset, sharding)
-        summary = summarize(instances)
-        summary.update(ckpt=str(args.ckpt), family=run.family, label=run.family_label, offset=offset, templates=report,
-                       top_k=args.top_k, seconds=time.time() - t0)
-        out = Path(args.out)
-        write_outputs(out, instances, summary, render_md(summary))
-        groups = {f"{name} (n={summary[name]['n']})": {f"verified r={r}": summary[name][f"verified_r{r}"] for r in REQUIRED}
-                  | {"found": summary[name]["found"]} for name in ("correct", "incorrect")}
-        plots.found_rates({k: {b: (0.0 if x != x else x) for b, x in g.items()} for k, g in groups.items()},
-                          out / "figure6.png", f"{run.family_label}: verified reasoning trace", "% of instances")
-        print(render_md(summary))
-        return 0
+        return finish(run, args, instances, t0, offset=offset, templates=report)
 
     return guarded(body)
+
+
+def finish(run, args, instances, t0, *, offset, templates) -> int:
+    summary = summarize(instances)
+    summary.update(ckpt=str(args.ckpt), family=run.family, label=run.family_label, offset=offset, templates=templates,
+                   top_k=args.top_k, seconds=time.time() - t0)
+    out = Path(args.out)
+    write_outputs(out, instances, summary, render_md(summary))
+    groups = {f"{name} (n={summary[name]['n']})": {f"verified r={r}": summary[name][f"verified_r{r}"] for r in REQUIRED}
+              | {"found": summary[name]["found"]} for name in ("correct", "incorrect")}
+    plots.found_rates({k: {b: (0.0 if x != x else x) for b, x in g.items()} for k, g in groups.items()},
+                      out / "figure6.png", f"{run.family_label}: verified reasoning trace", "% of instances")
+    print(render_md(summary))
+    return 0
 
 
 def analyse(run, records, args, offset, sharding) -> list[dict]:
@@ -192,8 +204,10 @@ def render_md(s: dict) -> str:
     table = md_table(["predictions", "n", "trace found (mean over r)", "verified r=1", "verified r=2", "verified r=3"], rows)
     au = md_table(["predictor of correctness", "AUROC", "95% CI"],
                   [[k, v["auroc"], f"{v['ci_low']:.3f}-{v['ci_high']:.3f}"] for k, v in s["auroc"].items()])
-    return (f"# Blind search with verification: {s['label']} ({s['ckpt']})\n\n{s['n']} instances, accuracy read "
-            f"from the grid {s['accuracy']:.3f}; top-{s['top_k']}, step offset d={s['offset']}, 3 edits, max rank 1.\n\n{table}\n"
+    how = (f"step offset d={s['offset']}, 3 edits" if s.get("offset") is not None
+           else "paths of question concepts, each verified by 3 concept renames")
+    return (f"# Blind search with verification: {s['label']} ({s['ckpt']})\n\n{s['n']} instances, accuracy "
+            f"{s['accuracy']:.3f}; top-{s['top_k']}, {how}, max rank 1.\n\n{table}\n"
             f"Correctness signal (bootstrap 95% CI, 1000 draws):\n\n{au}")
 
 

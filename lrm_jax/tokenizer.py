@@ -40,6 +40,8 @@ SPECIAL_TOKENS: dict[str, str] = {
 
 WORD_TOKENIZER_FILE = "word_tokenizer.json"
 _SPECIAL_RE = "|".join(re.escape(t) for t in SPECIAL_TOKENS.values())
+_SPECIALS = frozenset(SPECIAL_TOKENS.values())
+_MEMO_LIMIT = 1 << 18
 _PIECE_RE = re.compile(rf"(\s*)({_SPECIAL_RE}|<<|>>|\d+|[A-Za-z]+|[^\sA-Za-z\d])")
 
 
@@ -83,21 +85,13 @@ class WordTokenizer(Tokenizer):
         if missing:
             raise TokenizerError(f"vocabulary lacks special tokens {missing}")
         self.ids = {role: self.token_to_id[t] for role, t in SPECIAL_TOKENS.items()}
+        self._memo: dict[str, tuple[int, ...]] = {}
 
     @staticmethod
     def pieces(text: str) -> list[str]:
-        out = []
-        pos = 0
-        for m in _PIECE_RE.finditer(text):
-            if text[pos : m.start()].strip():
-                raise TokenizerError(f"cannot split {text[pos:m.start()]!r}")  # unreachable by design
-            space, piece = m.groups()
-            if piece in SPECIAL_TOKENS.values():
-                out.append(piece)
-            else:
-                out.append((" " if space else "") + piece)
-            pos = m.end()
-        return out
+        # Every non-space character matches one alternative of _PIECE_RE, so findall covers
+        # the text (only trailing whitespace is left out).
+        return [piece if (not space or piece in _SPECIALS) else " " + piece for space, piece in _PIECE_RE.findall(text)]
 
     @classmethod
     def build(cls, texts: Iterable[str]) -> "WordTokenizer":
@@ -112,6 +106,11 @@ class WordTokenizer(Tokenizer):
         return len(self.vocab)
 
     def encode(self, text: str, strict: bool = False) -> list[int]:
+        # Training re-encodes the same records every epoch: memoise (the tuples share the
+        # vocabulary's int objects, so a 20k-record task costs tens of MB).
+        hit = self._memo.get(text)
+        if hit is not None:
+            return list(hit)
         out = []
         unk = self.ids["unk"]
         for piece in self.pieces(text):
@@ -121,6 +120,8 @@ class WordTokenizer(Tokenizer):
                     raise TokenizerError(f"token {piece!r} is not in the vocabulary")
                 i = unk
             out.append(i)
+        if len(self._memo) < _MEMO_LIMIT and (unk not in out):
+            self._memo[text] = tuple(out)
         return out
 
     def decode(self, ids: Iterable[int], skip_special: bool = False) -> str:

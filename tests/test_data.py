@@ -116,3 +116,23 @@ def test_arithmetic_template_counterfactual():
     edited = render(rec.template, values)
     assert int(edited.answer) == int(rec.answer) + 1
     assert check_record(edited).ok
+
+
+def test_prontoqa_ontology_is_a_tree_and_templates_knob():
+    """Every concept has at most one parent (the chain up from the subject is unique, as in
+    ProntoQA), and templates="every" writes every rule in the singular "Every X is ..." form."""
+    from lrm_jax.traces.logic import parse_question
+
+    for templates in ("all", "every"):
+        cfg = ProntoQAConfig(min_hops=2, max_hops=4, n_distractor_isa=4, templates=templates)
+        for r in GENERATORS["prontoqa"][1](cfg, 40, 1):
+            q = parse_question(r.question)
+            parents = {}
+            for rule in q.rules:
+                if rule.pred.name in q.concepts:
+                    parents.setdefault(rule.concept, []).append(rule.pred.name)
+            assert all(len(p) == 1 for p in parents.values()), r.question
+            if templates == "every":
+                assert " are " not in r.question and "Each " not in r.question
+    with pytest.raises(ValueError, match="templates"):
+        ProntoQAConfig(templates="some")

@@ -7,7 +7,12 @@ sentences ("S is a c0. C0s are c1s."), the last one the single conclusion, so h 
 steps. Distractors never make the query derivable the other way: a second chain d0 -> d1 that
 the subject cannot reach carries P with the opposite polarity (as in the official generator),
 chain concepts get other properties, and the subject belongs to one off-chain concept.
-Rules use ProntoQA's three templates ("Xes are Ys.", "Every X is a Y.", "Each X is a Y.").
+As in ProntoQA the ontology is a tree: every concept has at most one parent, so the chain up
+from the subject is unique and a forward-chaining reader never has to guess a branch. Extra is-a
+rules therefore add children ("Every brimpus is a wumpus."), never a second parent.
+Rules use ProntoQA's three templates ("Xes are Ys.", "Every X is a Y.", "Each X is a Y.");
+`templates="every"` keeps only the singular one, so a concept is always the same token (the
+CPU-sized variant: a tiny model then needs no singular/plural mapping to look a rule up).
 """
 
 from __future__ import annotations
@@ -28,25 +33,28 @@ class ProntoQAConfig:
     n_distractor_isa: int = 4  # extra is-a rules leaving the chain to fresh concepts
     distractor_chain: bool = True  # d0 -> d1 carrying the query property with opposite sign
     extra_subject_fact: bool = True  # "S is a d0." style second membership (off-chain)
+    templates: str = "all"  # "all": ProntoQA's three rule templates; "every": "Every X is ..." only
 
     def __post_init__(self):
         if not 1 <= self.min_hops <= self.max_hops:
             raise ValueError("prontoqa: need 1 <= min_hops <= max_hops")
+        if self.templates not in ("all", "every"):
+            raise ValueError(f"prontoqa: templates must be 'all' or 'every', got {self.templates!r}")
         need = self.max_hops + 2 + self.n_distractor_isa + 1
         if need > len(CONCEPTS):
             raise ValueError(f"prontoqa: too many concepts needed ({need} > {len(CONCEPTS)})")
 
 
-def _isa(rng, a: str, b: str) -> str:
-    t = int(rng.integers(3))
+def _isa(rng, a: str, b: str, templates: str) -> str:
+    t = int(rng.integers(3)) if templates == "all" else 1
     if t == 0:
         return f"{plural(a).capitalize()} are {plural(b)}."
     return f"{['Every', 'Each'][t - 1]} {a} is {article(b)} {b}."
 
 
-def _prop(rng, a: str, p: str, positive: bool) -> str:
+def _prop(rng, a: str, p: str, positive: bool, templates: str) -> str:
     neg = "" if positive else "not "
-    t = int(rng.integers(3))
+    t = int(rng.integers(3)) if templates == "all" else 1
     if t == 0:
         return f"{plural(a).capitalize()} are {neg}{p}."
     return f"{['Every', 'Each'][t - 1]} {a} is {neg}{p}."
@@ -54,6 +62,7 @@ def _prop(rng, a: str, p: str, positive: bool) -> str:
 
 def _one(cfg: ProntoQAConfig, rng: np.random.Generator, want_true: bool) -> Record:
     hops = int(rng.integers(cfg.min_hops, cfg.max_hops + 1))
+    tpl = cfg.templates
     concepts = [str(c) for c in rng.permutation(CONCEPTS)]
     chain, rest = concepts[:hops], concepts[hops:]
     adjectives = [str(a) for a in rng.permutation(ADJECTIVES)]
@@ -63,29 +72,29 @@ def _one(cfg: ProntoQAConfig, rng: np.random.Generator, want_true: bool) -> Reco
     query_positive = sign if want_true else not sign
 
     rules: list[str] = []
-    chain_rules = [_isa(rng, chain[k], chain[k + 1]) for k in range(hops - 1)]
-    final_rule = _prop(rng, chain[-1], prop, sign)
+    chain_rules = [_isa(rng, chain[k], chain[k + 1], tpl) for k in range(hops - 1)]
+    final_rule = _prop(rng, chain[-1], prop, sign, tpl)
     rules += chain_rules + [final_rule]
     facts = [f"{subject} is {article(chain[0])} {chain[0]}."]
     fresh = iter(rest)
     off_chain = []
     if cfg.distractor_chain:
         d0, d1 = next(fresh), next(fresh)
-        rules += [_isa(rng, d0, d1), _prop(rng, d1, prop, not sign)]
+        rules += [_isa(rng, d0, d1, tpl), _prop(rng, d1, prop, not sign, tpl)]
         off_chain += [d0, d1]
     if cfg.extra_subject_fact:
         e = next(fresh)  # never d0: that would derive the opposite polarity
         facts.append(f"{subject} is {article(e)} {e}.")
         off_chain.append(e)
     for _ in range(cfg.n_distractor_isa):
-        src = str(rng.choice(chain + off_chain))
-        dst = next(fresh)
-        rules.append(_isa(rng, src, dst))
-        off_chain.append(dst)
+        parent = str(rng.choice(chain + off_chain))
+        child = next(fresh)
+        rules.append(_isa(rng, child, parent, tpl))
+        off_chain.append(child)
     # Properties other than the queried one, on any concept: never affect the answer.
     for k in range(cfg.n_distractor_properties):
         c = str(rng.choice(chain + off_chain))
-        rules.append(_prop(rng, c, other_props[k % len(other_props)], bool(rng.integers(2))))
+        rules.append(_prop(rng, c, other_props[k % len(other_props)], bool(rng.integers(2)), tpl))
 
     order = rng.permutation(len(rules))
     neg = "" if query_positive else "not "
