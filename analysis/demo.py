@@ -23,6 +23,10 @@ import sys
 import time
 from pathlib import Path
 
+from lrm_jax.host_devices import split_cpu_host
+
+split_cpu_host()  # before jax is imported
+
 from analysis import decode, necessity, search
 from analysis.report import write_report
 from lrm_jax.config import RunConfig, load

@@ -83,3 +83,46 @@ def test_gold_path_grid_is_found_on_the_real_validation_files(name):
         path = find_path(rec.question, q, table, len(table), rec.answer)
         assert path is not None and path.checker_ok, (name, rec.question, path)
         assert [n.concept for n in path.nodes] == gold
+
+
+class _Grid:
+    def __init__(self, rows):
+        self.rows, self.n_reasoning = rows, len(rows)
+
+    def tokens(self, tokenizer, layer=-1):
+        return self.rows
+
+
+def test_analyse_logic_verifies_only_when_renames_move_the_thoughts(monkeypatch):
+    """The glue of the CLI: planted gold paths are found; with renamed questions whose
+    projections follow the rename every path is verified, with projections that ignore it none."""
+    import types
+
+    from analysis import search_logic
+    from lrm_jax.data.generators import GENERATORS, ProntoQAConfig
+    from lrm_jax.tokenizer import WordTokenizer
+    from lrm_jax.data.generators.names import CONCEPTS
+
+    records = GENERATORS["prontoqa"][1](ProntoQAConfig(min_hops=2, max_hops=2, templates="every"), 6, 3)
+    tok = WordTokenizer.build([r.question for r in records] + [" ".join(r.steps) for r in records]
+                              + [" " + c for c in CONCEPTS])
+    run = types.SimpleNamespace(tokenizer=tok, layout=types.SimpleNamespace(n_prefix=8, n_latent=4))
+    args = types.SimpleNamespace(top_k=3, batch_size=8, no_progress=True)
+
+    def planted(run, recs, **kw):
+        grids = [_Grid([[" " + c, "x", "y"] for c in r.extra["chain_concepts"]] + [["x"]] * 3) for r in recs]
+        return grids, [r.answer for r in recs]
+
+    def follow(run, rows, *a):  # every concept of the edited question at every position
+        return [[{c: 0 for c in parse_question(r.question).concepts}] * 6 for r in rows]
+
+    def ignore(run, rows, *a):
+        return [[{"x": 0}] * 6 for _ in rows]
+
+    monkeypatch.setattr(search_logic, "project", planted)
+    for fake, expect in ((follow, True), (ignore, False)):
+        monkeypatch.setattr(search_logic, "_edited_tables", fake)
+        rows = search_logic.analyse_logic(run, records, args, None)
+        assert all(r["correct"] and r["r1"]["found"] and r["checker"] == "valid" for r in rows)
+        assert all(r["n_edits"] == 3 * 2 for r in rows)  # 3 renames per concept of a 2-concept path
+        assert all(r[f"r{q}"]["verified"] is expect for r in rows for q in (1, 2, 3))

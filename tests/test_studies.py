@@ -172,6 +172,30 @@ def test_bad_inputs_are_clear_errors(coconut_dir, tmp_path, capsys):
     assert "untemplated.json" in err and "no record has a template" in err and "number words kept fixed" in err
 
 
+def test_logic_blind_search_cli_on_a_prontoqa_run(tmp_path):
+    """The real projections and renamed-question batch on a tiny untrained ProntoQA COCONUT: every
+    instance gets the three r levels; a found path always passed the checker, with 3 renames per
+    concept; verified implies found."""
+    from analysis import search
+
+    pq = make_run(tmp_path / "pq", "coconut", [
+        "data.task=prontoqa", "data.max_question_len=48", "data.max_rest_len=40", "model.n_positions=128",
+        "data.generator={min_hops: 1, max_hops: 1, n_distractor_properties: 0, n_distractor_isa: 0, "
+        "extra_subject_fact: false, templates: every}"])
+    assert search.main(["--ckpt", str(pq), "--out", str(tmp_path / "s"), "--limit", "4", "--top-k", "60",
+                        "--no-progress"]) == 0
+    summary = json.loads((tmp_path / "s" / "summary.json").read_text())
+    assert summary["n"] == 4 and summary["correct"]["n"] + summary["incorrect"]["n"] == 4
+    assert "renam" in summary["templates"] and summary["offset"] is None
+    rows = [json.loads(line) for line in (tmp_path / "s" / "instances.jsonl").read_text().splitlines()]
+    for r in rows:
+        for q in (1, 2, 3):
+            assert not r[f"r{q}"]["verified"] or r[f"r{q}"]["found"]
+        if r["r1"]["found"]:
+            assert r["checker"] == "valid" and r["n_edits"] == 3 * len(r["r1"]["steps"])
+    assert (tmp_path / "s" / "figure6.png").stat().st_size > 0
+
+
 def test_auroc_matches_pair_counting():
     rng = np.random.default_rng(0)
     scores = rng.integers(0, 4, 60).astype(float)  # many ties
