@@ -86,8 +86,9 @@ def write_report(out: Path, models: list[dict], studies: list[dict], *, quick: b
              v["incorrect"]["n"], *[_pct(v["incorrect"][f"verified_r{r}"]) for r in (1, 2, 3)]] for s, v in srch]
     if rows:
         lines += [md_table(["task", "model", "correct n", "verified r=1", "r=2", "r=3", "incorrect n", "r=1", "r=2", "r=3"], rows), ""]
-    lines += ["The logic task gets the decoding study (entities along the gold path) but no blind search: "
-              "counterfactual verification edits numbers through templates, which the logic generators do not have.", "",
+    lines += ["On the arithmetic task a trace is verified when editing the question's numbers moves its values as "
+              "the computation predicts; on the logic task when renaming each of its concepts in the question moves "
+              "the thought that showed it to the new name (r = renames out of 3 that must pass).", "",
               "## Correctness signal (AUROC, bootstrap 95% CI)", ""]
     rows = []
     for s, v in dec + srch:

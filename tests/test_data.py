@@ -118,13 +118,16 @@ def test_arithmetic_template_counterfactual():
     assert check_record(edited).ok
 
 
-def test_prontoqa_ontology_is_a_tree_and_templates_knob():
-    """Every concept has at most one parent (the chain up from the subject is unique, as in
-    ProntoQA), and templates="every" writes every rule in the singular "Every X is ..." form."""
+def test_prontoqa_branching_and_templates_knobs():
+    """branching=False: every concept has at most one parent (the chain up from the subject is
+    unique); the default branches off the chain as the real files do. templates="every" writes
+    every rule in the singular "Every X is ..." form."""
     from lrm_jax.traces.logic import parse_question
 
     for templates in ("all", "every"):
-        cfg = ProntoQAConfig(min_hops=2, max_hops=4, n_distractor_isa=4, templates=templates)
+        cfg = ProntoQAConfig(min_hops=2, max_hops=4, n_distractor_isa=4, templates=templates, branching=False)
+        branchy = ProntoQAConfig(min_hops=2, max_hops=4, n_distractor_isa=4, templates=templates)
+        assert any(_max_parents(r) > 1 for r in GENERATORS["prontoqa"][1](branchy, 40, 1))
         for r in GENERATORS["prontoqa"][1](cfg, 40, 1):
             q = parse_question(r.question)
             parents = {}
@@ -136,3 +139,14 @@ def test_prontoqa_ontology_is_a_tree_and_templates_knob():
                 assert " are " not in r.question and "Each " not in r.question
     with pytest.raises(ValueError, match="templates"):
         ProntoQAConfig(templates="some")
+
+
+def _max_parents(record) -> int:
+    from lrm_jax.traces.logic import parse_question
+
+    q = parse_question(record.question)
+    parents = {}
+    for rule in q.rules:
+        if rule.pred.name in q.concepts:
+            parents.setdefault(rule.concept, set()).add(rule.pred.name)
+    return max((len(p) for p in parents.values()), default=0)

@@ -7,9 +7,12 @@ sentences ("S is a c0. C0s are c1s."), the last one the single conclusion, so h 
 steps. Distractors never make the query derivable the other way: a second chain d0 -> d1 that
 the subject cannot reach carries P with the opposite polarity (as in the official generator),
 chain concepts get other properties, and the subject belongs to one off-chain concept.
-As in ProntoQA the ontology is a tree: every concept has at most one parent, so the chain up
-from the subject is unique and a forward-chaining reader never has to guess a branch. Extra is-a
-rules therefore add children ("Every brimpus is a wumpus."), never a second parent.
+Extra is-a rules branch off the chain by default, giving a concept a second parent, as in the
+real 5-hop files (there "Tumpuses are numpuses." sits beside the chain's "Tumpuses are
+gorpuses."), so a forward-chaining reader must pick the branch that reaches the queried
+property. `branching=False` makes them add children instead ("Every brimpus is a wumpus."):
+every concept then has at most one parent and the chain up from the subject is unique (the
+CPU-sized variant).
 Rules use ProntoQA's three templates ("Xes are Ys.", "Every X is a Y.", "Each X is a Y.");
 `templates="every"` keeps only the singular one, so a concept is always the same token (the
 CPU-sized variant: a tiny model then needs no singular/plural mapping to look a rule up).
@@ -33,6 +36,7 @@ class ProntoQAConfig:
     n_distractor_isa: int = 4  # extra is-a rules leaving the chain to fresh concepts
     distractor_chain: bool = True  # d0 -> d1 carrying the query property with opposite sign
     extra_subject_fact: bool = True  # "S is a d0." style second membership (off-chain)
+    branching: bool = True  # extra is-a rules add a second parent (real data); False: a child
     templates: str = "all"  # "all": ProntoQA's three rule templates; "every": "Every X is ..." only
 
     def __post_init__(self):
@@ -87,10 +91,10 @@ def _one(cfg: ProntoQAConfig, rng: np.random.Generator, want_true: bool) -> Reco
         facts.append(f"{subject} is {article(e)} {e}.")
         off_chain.append(e)
     for _ in range(cfg.n_distractor_isa):
-        parent = str(rng.choice(chain + off_chain))
-        child = next(fresh)
-        rules.append(_isa(rng, child, parent, tpl))
-        off_chain.append(child)
+        known = str(rng.choice(chain + off_chain))
+        new = next(fresh)
+        rules.append(_isa(rng, known, new, tpl) if cfg.branching else _isa(rng, new, known, tpl))
+        off_chain.append(new)
     # Properties other than the queried one, on any concept: never affect the answer.
     for k in range(cfg.n_distractor_properties):
         c = str(rng.choice(chain + off_chain))
