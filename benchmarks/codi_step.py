@@ -22,12 +22,17 @@ import platform
 import statistics
 import time
 
+from lrm_jax.host_devices import split_cpu_host
+
+split_cpu_host()  # as the trainer does; XLA_FLAGS=--xla_force_host_platform_device_count=1 for one device
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import nnx
 
+from benchmarks.parallel import data_parallel
 from lrm_jax.config import MethodConfig, ModelConfig
 from lrm_jax.data.layout import Layout
 from lrm_jax.model.gpt2 import count_params, init_model
@@ -90,9 +95,9 @@ def jax_times(layout, batch, steps):
             u, o = tx.update(g, state.opt_state, state.params)
             return TrainState(optax.apply_updates(state.params, u), o, state.step + 1), loss
 
-        step = jax.jit(step, donate_argnums=0)
-        state = init_state(jax.tree.map(jnp.array, params), tx)
-        b = jax.tree.map(jnp.asarray, batch)
+        step, put_state, put_batch = data_parallel(step)
+        state = put_state(init_state(jax.tree.map(jnp.array, params), tx))
+        b = put_batch(batch)
         times = []
         for i in range(2 + steps):
             t = time.perf_counter()
