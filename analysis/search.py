@@ -7,7 +7,8 @@ verification by editing the question's numbers through its template (n = 3 edits
 passes r = 1, 2, 3, max rank 1), and trace assembly backwards from the predicted answer
 (lrm_jax/studies/forward_chain.py). Needs templated questions: the arithmetic generator's
 templates, or, for free text such as GSM8k-Aug, templates extracted here (whole numbers written
-in digits become variables; lrm_jax/studies/templates.py) with a report of what stays fixed and
+in digits and cardinal words from "two" to "ninety" become variables; lrm_jax/studies/templates.py)
+with a report of what stays fixed and
 what could not be templated. ProsQA/ProntoQA questions take the logic search instead
 (analysis/search_logic.py): paths of the question's concepts among the top-k, checked by the
 trace checker, verified by renaming concepts in the question. Writes instances.jsonl, summary.json, summary.md

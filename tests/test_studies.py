@@ -166,7 +166,7 @@ def test_bad_inputs_are_clear_errors(coconut_dir, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "nosteps.json" in err and "steps" in err
     untemplated = tmp_path / "untemplated.json"
-    untemplated.write_text(json.dumps([{"question": "what is two plus three ?", "steps": ["<<2+3=5>>"], "answer": "5"}]))
+    untemplated.write_text(json.dumps([{"question": "what is half of one ?", "steps": ["<<1/2=0.5>>"], "answer": "0.5"}]))
     assert search.main(["--ckpt", str(coconut_dir), "--data", str(untemplated), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert "untemplated.json" in err and "no record has a template" in err and "number words kept fixed" in err
@@ -208,7 +208,7 @@ def test_auroc_matches_pair_counting():
     assert auroc([1, 2, 3, 4], [0, 0, 1, 1]) == 1.0
 
 
-def test_text_templates_turn_digit_numbers_into_variables():
+def test_text_templates_turn_digit_numbers_and_number_words_into_variables():
     from tests.conftest import shared_file
 
     from lrm_jax.data.loaders import load_records
@@ -217,7 +217,14 @@ def test_text_templates_turn_digit_numbers_into_variables():
     t, notes = templates.extract("A set of 7 spoons costs $1,200. It grows .5 inches, 10% more, twice.")
     assert t["values"] == {"VAR_0": 7, "VAR_1": 1200}
     assert templates.render(t, {"VAR_0": 9, "VAR_1": 30}) == "A set of 9 spoons costs $30. It grows .5 inches, 10% more, twice."
-    assert set(notes) == {"decimal or percentage kept fixed", "number words kept fixed"}
+    assert set(notes) == {"decimal or percentage kept fixed", "number words kept fixed (one, multipliers, fractions)"}
+    # Cardinal words are variables too, written back as words (capitalised like the original)
+    # when the new value has one, else in digits; "one" and multipliers stay fixed.
+    t, notes = templates.extract("Three girls have forty pens and one has twice as many. Each buys 12 more.")
+    assert t["values"] == {"VAR_0": 3, "VAR_1": 40, "VAR_2": 12}
+    assert templates.render(t, {"VAR_0": 5, "VAR_1": 33, "VAR_2": 2}) == \
+        "Five girls have 33 pens and one has twice as many. Each buys 2 more."
+    assert notes == ["number words kept fixed (one, multipliers, fractions)"]
     records = load_records(shared_file("gsm8k_valid.json"), lenient=True).records
     kept, report = templates.attach(records)
     assert 0.9 * len(records) < len(kept) <= len(records) and report.startswith(f"templated {len(kept)} of {len(records)}")
