@@ -18,7 +18,6 @@ line).
 
 from __future__ import annotations
 
-import functools
 import re
 import sys
 import time
@@ -34,12 +33,9 @@ from lrm_jax.data.layout import ANSWER_PREFIX
 from lrm_jax.data.records import Record
 from lrm_jax.studies import templates
 from lrm_jax.studies.auroc import auroc_ci
-from lrm_jax.studies.batched import map_chunks
 from lrm_jax.studies.bundle import StudyError
 from lrm_jax.studies.forward_chain import InstanceGrids, assemble, chain
-from lrm_jax.studies.lens import project_columns
-from lrm_jax.studies.necessity import append_tokens
-from lrm_jax.training.evaluate import build_prompts
+from lrm_jax.studies.lens import project_questions
 
 REQUIRED = (1, 2, 3)
 
@@ -120,13 +116,13 @@ def main(argv=None) -> int:
         t0 = time.time()
         if is_logic(records):
             print(f"{run.family_label} from {args.ckpt}; {len(records)} logic instances from {note}", file=sys.stderr)
-            instances = analyse_logic(run, records, args, sharding)
+            instances = analyse_logic(run, records, args, sharding, required=REQUIRED)
             return finish(run, args, instances, t0, offset=None,
                           templates="logic: paths of question concepts, verified by renaming each concept 3 times")
         records, report = templates.attach(records)
         print(report, file=sys.stderr)
         if not records:
-            raise StudyError(f"{args.data or 'validation set'}: no record has a template or a whole number to edit "
+            raise StudyError(f"{args.data or 'validation set'}: no record has a template or a number to edit "
                              f"({report}); counterfactual verification edits the question's numbers")
         offset = args.offset or (2 if run.is_codi else 1)
         print(f"{run.family_label} from {args.ckpt}; {len(records)} instances from {note}; offset d={offset}", file=sys.stderr)
@@ -159,13 +155,9 @@ def analyse(run, records, args, offset, sharding) -> list[dict]:
     # All questions at once: the originals, then every instance's edited versions.
     edits = [valid_edits(r, tok, args.edits_per_var) for r in records]
     rows = list(records) + [edited(r, var, new) for r, es in zip(records, edits) for var, new in es]
-    ids, mask = append_tokens(*build_prompts(run.mode, rows, tok, layout, Z), prefix)
-    columns = np.tile(np.asarray(columns_one, np.int32), (len(rows), 1))
-    fn = functools.partial(project_columns, run.graphdef, run.params, n_prefix=P, n_latent=Z, k=args.top_k, last_only=True)
-    out = map_chunks(fn, {"ids": ids, "mask": mask, "columns": columns}, batch_size=args.batch_size,
-                     sharding=sharding, desc=f"{len(rows)} original + edited questions", progress=not args.no_progress)
-    top_ids = out["ids"][:, 0]  # rows x positions x k
-    grids_tokens = [[[tok.decode([int(t)]) for t in pos] for pos in row] for row in top_ids]
+    grids_tokens = project_questions(run, rows, columns_one, k=args.top_k, suffix=prefix, batch_size=args.batch_size,
+                                     sharding=sharding, progress=not args.no_progress,
+                                     desc=f"{len(rows)} original + edited questions")
     results, cursor = [], len(records)
     for i, rec in enumerate(records):
         ints_top1 = [_ints(pos) for pos in grids_tokens[i]]

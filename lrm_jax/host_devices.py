@@ -3,7 +3,8 @@
 On CPU, XLA runs one device's program with intra-op threads for the big matrix products only;
 many small ops of a tiny model's step run on one core. With the host split into two devices and
 the batch split over them (the trainer's data-parallel mesh), both programs run at once: on this
-project's 2-core machine a ProntoQA-sized CoT step took 0.82 s instead of 0.99 s (BENCHMARKS.md).
+project's 2-core machine a ProntoQA-sized CoT step (batch 32) took 0.395 s instead of 0.714 s
+(`python -m benchmarks.host_split`, BENCHMARKS.md); at larger batches the gain is smaller.
 Only the CPU platform's device count changes, so GPU and TPU runs are unaffected.
 
 Entry points call `split_cpu_host()` before anything imports jax; it does nothing once jax is

@@ -113,16 +113,19 @@ def test_analyse_logic_verifies_only_when_renames_move_the_thoughts(monkeypatch)
         grids = [_Grid([[" " + c, "x", "y"] for c in r.extra["chain_concepts"]] + [["x"]] * 3) for r in recs]
         return grids, [r.answer for r in recs]
 
-    def follow(run, rows, *a):  # every concept of the edited question at every position
-        return [[{c: 0 for c in parse_question(r.question).concepts}] * 6 for r in rows]
+    original = {id(r.extra): parse_question(r.question).concepts for r in records}  # edited rows share `extra`
 
-    def ignore(run, rows, *a):
-        return [[{"x": 0}] * 6 for _ in rows]
+    def follow(run, rows, columns, **kw):  # the renamed concept's new name top-1 at every position
+        new = [sorted(parse_question(r.question).concepts - original[id(r.extra)]) for r in rows]
+        return [[[" " + n[0], "x"]] * len(columns) for n in new]
+
+    def ignore(run, rows, columns, **kw):
+        return [[["x"]] * len(columns) for _ in rows]
 
     monkeypatch.setattr(search_logic, "project", planted)
     for fake, expect in ((follow, True), (ignore, False)):
-        monkeypatch.setattr(search_logic, "_edited_tables", fake)
-        rows = search_logic.analyse_logic(run, records, args, None)
+        monkeypatch.setattr(search_logic, "project_questions", fake)
+        rows = search_logic.analyse_logic(run, records, args, None, required=(1, 2, 3))
         assert all(r["correct"] and r["r1"]["found"] and r["checker"] == "valid" for r in rows)
         assert all(r["n_edits"] == 3 * 2 for r in rows)  # 3 renames per concept of a 2-concept path
         assert all(r[f"r{q}"]["verified"] is expect for r in rows for q in (1, 2, 3))

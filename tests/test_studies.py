@@ -217,14 +217,16 @@ def test_text_templates_turn_digit_numbers_and_number_words_into_variables():
     t, notes = templates.extract("A set of 7 spoons costs $1,200. It grows .5 inches, 10% more, twice.")
     assert t["values"] == {"VAR_0": 7, "VAR_1": 1200}
     assert templates.render(t, {"VAR_0": 9, "VAR_1": 30}) == "A set of 9 spoons costs $30. It grows .5 inches, 10% more, twice."
-    assert set(notes) == {"decimal or percentage kept fixed", "number words kept fixed (one, multipliers, fractions)"}
+    assert set(notes) == {"decimal or percentage kept fixed", "number words kept fixed (one, compounds, multipliers, fractions)"}
     # Cardinal words are variables too, written back as words (capitalised like the original)
     # when the new value has one, else in digits; "one" and multipliers stay fixed.
     t, notes = templates.extract("Three girls have forty pens and one has twice as many. Each buys 12 more.")
     assert t["values"] == {"VAR_0": 3, "VAR_1": 40, "VAR_2": 12}
     assert templates.render(t, {"VAR_0": 5, "VAR_1": 33, "VAR_2": 2}) == \
         "Five girls have 33 pens and one has twice as many. Each buys 2 more."
-    assert notes == ["number words kept fixed (one, multipliers, fractions)"]
+    assert notes == ["number words kept fixed (one, compounds, multipliers, fractions)"]
+    t, notes = templates.extract("She has twenty-five cards and six pens.")
+    assert t["values"] == {"VAR_0": 6} and notes == ["number words kept fixed (one, compounds, multipliers, fractions)"]
     records = load_records(shared_file("gsm8k_valid.json"), lenient=True).records
     kept, report = templates.attach(records)
     assert 0.9 * len(records) < len(kept) <= len(records) and report.startswith(f"templated {len(kept)} of {len(records)}")

@@ -28,7 +28,7 @@ from lrm_jax.data.records import Record
 from lrm_jax.model.latent import latent_forward
 from lrm_jax.studies.batched import map_chunks
 from lrm_jax.studies.bundle import LoadedRun, StudyError
-from lrm_jax.studies.necessity import Runner
+from lrm_jax.studies.necessity import Runner, append_tokens
 from lrm_jax.training.evaluate import build_prompts, parse_answer
 
 
@@ -56,6 +56,23 @@ def project_columns(graphdef, params, ids, mask, columns, *, n_prefix, n_latent,
     logp = jax.nn.log_softmax(model.unembed(picked), axis=-1)
     top_lp, top_ids = jax.lax.top_k(logp, k)
     return {"ids": top_ids.transpose(1, 0, 2, 3), "logprobs": top_lp.transpose(1, 0, 2, 3)}
+
+
+def project_questions(run: LoadedRun, records: Sequence[Record], columns: Sequence[int], *, k: int,
+                      suffix: Sequence[int] = (), batch_size: int = 128, sharding=None, progress: bool = True,
+                      desc: str = "projection") -> list[list[list[str]]]:
+    """Final-layer top-k token strings (rows x columns x k) of each question's prompt, all
+    thoughts, then `suffix` tokens (teacher-forced), at the same `columns` for every row: the
+    one batched pass over original and edited questions that the blind searches run."""
+    tok, P, Z = run.tokenizer, run.layout.n_prefix, run.layout.n_latent
+    ids, mask = build_prompts(run.mode, records, tok, run.layout, Z)
+    if suffix:
+        ids, mask = append_tokens(ids, mask, list(suffix))
+    cols = np.tile(np.asarray(columns, np.int32), (len(records), 1))
+    fn = functools.partial(project_columns, run.graphdef, run.params, n_prefix=P, n_latent=Z, k=k, last_only=True)
+    out = map_chunks(fn, {"ids": ids, "mask": mask, "columns": cols}, batch_size=batch_size, sharding=sharding,
+                     desc=desc, progress=progress)
+    return [[[tok.decode([int(t)]) for t in pos] for pos in row] for row in out["ids"][:, 0]]
 
 
 def project(run: LoadedRun, records: Sequence[Record], *, k: int = 10, n_answer: int = 2, max_new_tokens: int = 64,

@@ -7,8 +7,8 @@ literal written in digits (commas allowed: "1,200") and every cardinal written a
 writing another number in its place (a word variable is written back as a word when the new
 value has one, capitalised like the original, else in digits). What is left fixed, and
 reported: decimals and percentages written in digits (an edit would change their format),
-"one" (as often a pronoun as a count: "one of them"), and multipliers and fractions written as
-words ("twice", "half", "double", "dozen", "hundred"). A question with no editable number cannot
+"one" (as often a pronoun as a count: "one of them"), hyphenated compounds ("twenty-five"), and
+multipliers and fractions written as words ("twice", "half", "double", "dozen", "hundred"). A question with no editable number cannot
 be templated.
 
     {"text": "A set of {VAR_0} spoons costs ${VAR_1}. ...", "values": {"VAR_0": 7, "VAR_1": 21}}
@@ -29,8 +29,11 @@ _CARDINALS = {w: i for i, w in enumerate(
     "sixteen seventeen eighteen nineteen twenty".split())}
 _CARDINALS.update({w: 10 * i for i, w in enumerate("thirty forty fifty sixty seventy eighty ninety".split(), 3)})
 _WORD_OF = {v: w for w, v in _CARDINALS.items()}
-_EDITABLE_WORD = re.compile(r"\b(" + "|".join(w for w, v in _CARDINALS.items() if v >= 2) + r")\b(?!-)", re.IGNORECASE)
-_FIXED_WORD = re.compile(r"\b(one|hundred|thousand|half|twice|double|triple|dozen|quarter)\b", re.IGNORECASE)
+# Not inside a hyphenated compound ("twenty-five" stays whole and fixed, and is reported).
+_EDITABLE_WORD = re.compile(r"(?<!-)\b(" + "|".join(w for w, v in _CARDINALS.items() if v >= 2) + r")\b(?!-)",
+                            re.IGNORECASE)
+_FIXED_WORD = re.compile(r"\b(one|hundred|thousand|half|twice|double|triple|dozen|quarter)\b|\w+-(one|two|three|four|"
+                         r"five|six|seven|eight|nine)\b", re.IGNORECASE)
 
 
 def extract(question: str) -> tuple[dict | None, list[str]]:
@@ -59,7 +62,7 @@ def extract(question: str) -> tuple[dict | None, list[str]]:
         pos = end
     parts.append(question[pos:].replace("{", "{{").replace("}", "}}"))
     if _FIXED_WORD.search(question):
-        notes.append("number words kept fixed (one, multipliers, fractions)")
+        notes.append("number words kept fixed (one, compounds, multipliers, fractions)")
     if not values:
         return None, notes + ["no whole number written in digits or as a word"]
     return {"text": "".join(parts), "values": values, "commas": commas, "words": words}, notes
