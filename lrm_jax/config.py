@@ -43,6 +43,12 @@ class ModelConfig:
     # fine-tuning. With LoRA only the adapters and the projection are trained.
     lora_rank: int = 0
     lora_alpha: float = 32.0
+    # "learned": GPT-2's position table (`wpe`). "rope": rotary embeddings on queries and keys
+    # instead (no `wpe`; such a model cannot be exported as HF GPT-2), for from-scratch models
+    # that must find a rule by content and copy a token a fixed distance after it. On the CPU
+    # logic variant it lowered the loss a little but did not get past chance (RESULTS.md).
+    position_embedding: str = "learned"
+    rope_base: float = 10000.0
 
     def __post_init__(self):
         for name in ("vocab_size", "n_positions", "n_embd", "n_layer", "n_head"):
@@ -54,6 +60,12 @@ class ModelConfig:
             )
         if self.dtype not in ("float32", "bfloat16"):
             raise ConfigError(f"model.dtype must be 'float32' or 'bfloat16', got {self.dtype!r}")
+        if self.position_embedding not in ("learned", "rope"):
+            raise ConfigError(
+                f"model.position_embedding must be 'learned' or 'rope', got {self.position_embedding!r}"
+            )
+        if self.position_embedding == "rope" and self.head_dim % 2:
+            raise ConfigError(f"model.position_embedding=rope needs an even head dim, got {self.head_dim}")
         if self.projection_dim < 0 or self.lora_rank < 0:
             raise ConfigError("model.projection_dim and model.lora_rank must be >= 0 (0 = off)")
 

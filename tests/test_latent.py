@@ -33,10 +33,18 @@ def batch():
     return jnp.asarray(ids), jnp.asarray(mask), P, Z
 
 
-def test_latent_forward_equals_unrolled(tiny_model, batch):
+@pytest.mark.parametrize("positions", ["learned", "rope"])
+def test_latent_forward_equals_unrolled(tiny_model, tiny_cfg, batch, positions):
+    import dataclasses
+
+    from lrm_jax.model.gpt2 import init_model
+
+    model = tiny_model if positions == "learned" else init_model(
+        dataclasses.replace(tiny_cfg, position_embedding="rope"), seed=2
+    )
     ids, mask, P, Z = batch
-    fast = latent_forward(tiny_model, ids, mask, n_prefix=P, n_latent=Z)
-    slow = slow_unrolled(tiny_model, ids, mask, P, Z)
+    fast = latent_forward(model, ids, mask, n_prefix=P, n_latent=Z)
+    slow = slow_unrolled(model, ids, mask, P, Z)
     real = np.asarray(mask).astype(bool)
     np.testing.assert_allclose(np.asarray(fast.h)[real], np.asarray(slow)[real], atol=1e-5)
 

@@ -12,6 +12,8 @@ Conventions:
   removed by masking it and shifting the later positions.
 - Parameter names follow GPT-2 (`wte`, `wpe`, `h.{i}.attn.c_attn`, `ln_f`, ...) so Hugging Face
   import/export is a name table (`lrm_jax.model.hf_io`).
+- `position_embedding="rope"` replaces the learned table by rotary embeddings of the same
+  explicit position ids (applied to queries and keys; keys are cached rotated).
 - Optional pieces, both off by default: `prj`, CODI's projection of a thought before it is fed
   back (`latent_feedback`), and LoRA adapters on c_attn / c_proj / c_fc (Flax's `nnx.LoRA`,
   scaled by alpha / rank as in PEFT; their parameters are `nnx.LoRAParam`).
@@ -81,6 +83,21 @@ class Projection(nnx.Module):
         return self.ln(x) if self.ln is not None else x
 
 
+def rope_angles(positions_BxT: jax.Array, head_dim: int, base: float) -> tuple[jax.Array, jax.Array]:
+    """cos and sin (BxTx1x(K/2)) of rotary position embeddings at explicit positions."""
+    inv_freq = base ** (-jnp.arange(0, head_dim // 2, dtype=jnp.float32) * 2 / head_dim)
+    angle_BxTxF = positions_BxT.astype(jnp.float32)[..., None] * inv_freq
+    return jnp.cos(angle_BxTxF)[:, :, None], jnp.sin(angle_BxTxF)[:, :, None]
+
+
+def _rotate(x_BxTxHxK: jax.Array, rope: tuple[jax.Array, jax.Array]) -> jax.Array:
+    # Half-split pairing (GPT-NeoX / Llama convention): dims i and i + K/2 rotate together.
+    cos, sin = rope
+    x1, x2 = jnp.split(x_BxTxHxK.astype(jnp.float32), 2, axis=-1)
+    out = jnp.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1)
+    return out.astype(x_BxTxHxK.dtype)
+
+
 class Attention(nnx.Module):
     def __init__(self, cfg: ModelConfig, *, rngs: nnx.Rngs):
         init = nnx.initializers.normal(cfg.init_std)
@@ -89,11 +106,14 @@ class Attention(nnx.Module):
         self.c_attn = _linear(cfg, cfg.n_embd, 3 * cfg.n_embd, init, rngs)
         self.c_proj = _linear(cfg, cfg.n_embd, cfg.n_embd, proj_init, rngs)
 
-    def __call__(self, x_BxTxD, allowed_BxTxS, layer: int, cache: KVCache | None, prefix: KVCache | None):
+    def __call__(self, x_BxTxD, allowed_BxTxS, layer: int, cache: KVCache | None, prefix: KVCache | None, rope=None):
         B, T, D = x_BxTxD.shape
         K = D // self.n_head
         qkv = self.c_attn(x_BxTxD).reshape(B, T, 3, self.n_head, K)
         q_BxTxHxK, k_BxTxHxK, v_BxTxHxK = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
+        if rope is not None:
+            # Keys are cached already rotated: a slot's position never changes once written.
+            q_BxTxHxK, k_BxTxHxK = _rotate(q_BxTxHxK, rope), _rotate(k_BxTxHxK, rope)
         if cache is not None:
             cache = cache.write(layer, k_BxTxHxK, v_BxTxHxK)
             k_BxSxHxK, v_BxSxHxK = cache.k[layer], cache.v[layer]
@@ -142,8 +162,8 @@ class Block(nnx.Module):
         self.ln_2 = nnx.LayerNorm(cfg.n_embd, epsilon=cfg.layer_norm_epsilon, dtype=dt, rngs=rngs)
         self.mlp = MLP(cfg, rngs=rngs)
 
-    def __call__(self, x, allowed_BxTxS, layer: int, cache: KVCache | None, prefix: KVCache | None):
-        a, cache = self.attn(self.ln_1(x), allowed_BxTxS, layer, cache, prefix)
+    def __call__(self, x, allowed_BxTxS, layer: int, cache: KVCache | None, prefix: KVCache | None, rope=None):
+        a, cache = self.attn(self.ln_1(x), allowed_BxTxS, layer, cache, prefix, rope)
         x = x + a
         x = x + self.mlp(self.ln_2(x))
         return x, cache
@@ -155,7 +175,11 @@ class GPT2(nnx.Module):
         init = nnx.initializers.normal(cfg.init_std)
         dt = _dtype(cfg)
         self.wte = nnx.Embed(cfg.vocab_size, cfg.n_embd, embedding_init=init, dtype=dt, rngs=rngs)
-        self.wpe = nnx.Embed(cfg.n_positions, cfg.n_embd, embedding_init=init, dtype=dt, rngs=rngs)
+        # Rotary models have no position table; `wpe` stays None so their state has no such key.
+        self.wpe = (
+            nnx.Embed(cfg.n_positions, cfg.n_embd, embedding_init=init, dtype=dt, rngs=rngs)
+            if cfg.position_embedding == "learned" else None
+        )
         self.h = nnx.List([Block(cfg, rngs=rngs) for _ in range(cfg.n_layer)])
         self.ln_f = nnx.LayerNorm(cfg.n_embd, epsilon=cfg.layer_norm_epsilon, dtype=dt, rngs=rngs)
         self.prj = Projection(cfg, rngs=rngs) if cfg.projection_dim > 0 else None
@@ -189,10 +213,13 @@ class GPT2(nnx.Module):
         S = attention_mask_BxS.shape[1]
         causal_TxS = jnp.arange(S)[None, :] <= query_slot_T[:, None]
         allowed_BxTxS = causal_TxS[None] & attention_mask_BxS[:, None, :].astype(bool)
-        x = x_BxTxD + self.wpe(positions_BxT)
+        if self.wpe is not None:
+            x, rope = x_BxTxD + self.wpe(positions_BxT), None
+        else:
+            x, rope = x_BxTxD, rope_angles(positions_BxT, self.cfg.head_dim, self.cfg.rope_base)
         layers = [x] if return_layers else None
         for layer, block in enumerate(self.h):
-            x, cache = block(x, allowed_BxTxS, layer, cache, prefix)
+            x, cache = block(x, allowed_BxTxS, layer, cache, prefix, rope)
             if return_layers:
                 layers.append(x)
         if cache is not None:

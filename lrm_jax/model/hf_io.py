@@ -115,6 +115,8 @@ def load_hf_gpt2(directory: str | Path, **config_overrides) -> GPT2:
         if not p.exists():
             raise HFImportError(f"{p} not found (a local Hugging Face GPT-2 directory is needed)")
     cfg = config_from_hf(json.loads(cfg_path.read_text()), **config_overrides)
+    if cfg.position_embedding != "learned":
+        raise HFImportError(f"{cfg_path}: GPT-2 weights have learned positions; position_embedding must be 'learned'")
     tensors = load_file(str(weights_path))
     tensors = {k.removeprefix("transformer."): v for k, v in tensors.items()}
     model = init_model(cfg)
@@ -137,6 +139,11 @@ def load_hf_gpt2(directory: str | Path, **config_overrides) -> GPT2:
 def save_hf_gpt2(model: GPT2, directory: str | Path, bos_id=None, eos_id=None) -> Path:
     """Writes config.json + model.safetensors that transformers' GPT2LMHeadModel loads."""
     directory = Path(directory)
+    if model.cfg.position_embedding != "learned":
+        raise HFImportError(
+            f"model.position_embedding={model.cfg.position_embedding!r}: Hugging Face GPT-2 has "
+            "only learned positions, so this model cannot be exported as GPT-2"
+        )
     directory.mkdir(parents=True, exist_ok=True)
     state = nnx.to_pure_dict(nnx.state(model, nnx.Param))
     tensors = {
