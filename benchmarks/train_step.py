@@ -32,6 +32,7 @@ from benchmarks.parallel import data_parallel
 from lrm_jax.config import ModelConfig
 from lrm_jax.data.layout import Layout
 from lrm_jax.model.gpt2 import count_params, init_model
+from lrm_jax.training.microbatch import chunked_value_and_grad
 from lrm_jax.training.objective import lm_loss
 from lrm_jax.training.state import TrainState, init_state
 
@@ -74,17 +75,17 @@ def _timed(fn) -> float:
     return time.perf_counter() - t
 
 
-def jax_step_time(cfg: ModelConfig, layout, batch, method: str, steps: int) -> tuple[float, int]:
+def jax_step_time(cfg: ModelConfig, layout, batch, method: str, steps: int, micro: int = 1) -> tuple[float, int]:
     model = init_model(cfg, 0)
     graphdef, params = nnx.split(model, nnx.Param)
     tx = optax.adamw(1e-4, weight_decay=0.01)
     state = init_state(params, tx)
 
     def step(state: TrainState, batch):
-        def loss_fn(p):
-            return lm_loss(nnx.merge(graphdef, p), batch, method, layout)
+        def loss_fn(p, rows):
+            return lm_loss(nnx.merge(graphdef, p), rows, method, layout)
 
-        (loss, _), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+        (loss, _), grads = chunked_value_and_grad(loss_fn, state.params, batch, micro)
         updates, opt = tx.update(grads, state.opt_state, state.params)
         return TrainState(optax.apply_updates(state.params, updates), opt, state.step + 1), loss
 
@@ -133,6 +134,8 @@ def main(argv=None):
     p.add_argument("--size", default="tiny", choices=sorted(SIZES))
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--skip-torch", action="store_true")
+    p.add_argument("--micro", type=int, default=0,
+                   help="also time our steps with the rows split into this many chunks inside the step")
     args = p.parse_args(argv)
     size = SIZES[args.size]
     n_layer, n_embd, n_head, vocab, B = size
@@ -145,6 +148,10 @@ def main(argv=None):
         sec, n_params = jax_step_time(cfg, layout, batch, method, args.steps)
         rows[f"lrm_jax {method}"] = sec
         print(f"lrm_jax {method}: {sec:.3f} s/step", flush=True)
+        if args.micro > 1:
+            sec, _ = jax_step_time(cfg, layout, batch, method, args.steps, args.micro)
+            rows[f"lrm_jax {method}, {args.micro} chunks"] = sec
+            print(f"lrm_jax {method}, {args.micro} chunks: {sec:.3f} s/step", flush=True)
     if not args.skip_torch:
         rows["torch n+1-pass coconut"] = torch_step_time(size, layout, batch, "coconut", args.steps)
         print(f"torch n+1-pass coconut: {rows['torch n+1-pass coconut']:.3f} s/step", flush=True)
@@ -162,6 +169,11 @@ def main(argv=None):
     summary = {"latent_overhead_vs_our_cot": ours / rows["lrm_jax cot"]}
     if not args.skip_torch:
         summary["speedup_vs_torch_n+1_pass"] = rows["torch n+1-pass coconut"] / ours
+    if args.micro > 1:
+        chunked = rows[f"lrm_jax coconut, {args.micro} chunks"]
+        summary["chunked_speedup_vs_whole_batch"] = ours / chunked
+        if not args.skip_torch:
+            summary["chunked_speedup_vs_torch_n+1_pass"] = rows["torch n+1-pass coconut"] / chunked
     print(json.dumps({k: round(v, 3) for k, v in summary.items()}))
 
 

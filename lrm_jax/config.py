@@ -165,6 +165,10 @@ class MethodConfig:
 class TrainConfig:
     batch_size: int = 64  # global batch; must divide by the number of data-parallel devices
     grad_accum: int = 1
+    # Rows of each step split into this many chunks inside the jitted step (exact: the
+    # gradient is still the whole batch's). Speeds up CPU steps whose activations overflow the
+    # caches (lrm_jax/training/microbatch.py). Token-mean losses only (not multimode or CODI).
+    micro_batches: int = 1
     lr: float = 1e-3
     weight_decay: float = 0.01
     schedule: str = "constant"  # "constant" (the reference) or "warmup_cosine"
@@ -184,12 +188,16 @@ class TrainConfig:
     keep_checkpoints: int = 2
 
     def __post_init__(self):
-        for name in ("batch_size", "grad_accum", "num_epochs", "log_every", "eval_batch_size",
+        for name in ("batch_size", "grad_accum", "micro_batches", "num_epochs", "log_every", "eval_batch_size",
                      "max_new_tokens", "checkpoint_every_steps", "keep_checkpoints", "eval_every_epochs"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"train.{name} must be positive, got {getattr(self, name)}")
         if self.lr <= 0:
             raise ConfigError(f"train.lr must be positive, got {self.lr}")
+        if self.batch_size % self.micro_batches:
+            raise ConfigError(
+                f"train.batch_size {self.batch_size} is not divisible by train.micro_batches {self.micro_batches}"
+            )
         if self.schedule not in ("constant", "warmup_cosine"):
             raise ConfigError("train.schedule must be 'constant' or 'warmup_cosine'")
 
@@ -215,6 +223,13 @@ class RunConfig:
     method: MethodConfig = dataclasses.field(default_factory=MethodConfig)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
     mesh: MeshConfig = dataclasses.field(default_factory=MeshConfig)
+
+    def __post_init__(self):
+        if self.train.micro_batches > 1 and self.method.name in ("multimode",) + CODI_METHODS:
+            raise ConfigError(
+                f"train.micro_batches > 1 needs a single token-mean loss; method {self.method.name!r} "
+                "combines several (set train.micro_batches=1)"
+            )
 
 
 def _field_types(cls) -> dict[str, Any]:

@@ -59,8 +59,13 @@ def param_sharding(tree, mesh: Mesh):
     return jax.tree.map(one, tree)
 
 
-def check_batch_size(global_batch: int, mesh: Mesh) -> None:
+def check_batch_size(global_batch: int, mesh: Mesh, micro_batches: int = 1) -> None:
     n = mesh.shape["data"] * mesh.shape["fsdp"]
+    if micro_batches > 1 and (global_batch // micro_batches) % n:
+        raise ConfigError(
+            f"train.batch_size {global_batch} / train.micro_batches {micro_batches} rows per chunk "
+            f"is not divisible by the {n} data-parallel devices"
+        )
     if global_batch % n:
         raise ConfigError(
             f"train.batch_size {global_batch} is not divisible by the {n} data-parallel devices "

@@ -112,14 +112,16 @@ def test_data_parallel_matches_one_device(cfg, inputs):
     batch = make_batch(inputs.train[:8], inputs.tokenizer, inputs.layout, "coconut", 1)
     batch = {"ids": batch.ids, "mask": batch.mask, "loss_mask": batch.loss_mask}
     outs = []
-    for devices, mesh_cfg in ((jax.devices()[:1], MeshConfig()), (jax.devices(), MeshConfig()), (jax.devices(), MeshConfig(data=4, fsdp=2))):
+    variants = ((jax.devices()[:1], MeshConfig(), 1), (jax.devices(), MeshConfig(), 1),
+                (jax.devices(), MeshConfig(data=4, fsdp=2), 1), (jax.devices()[:2], MeshConfig(), 4))
+    for devices, mesh_cfg, micro in variants:  # the last splits the rows into 4 chunks in the step
         mesh = make_mesh(mesh_cfg, devices)
         graphdef, params = nnx.split(init_model(inputs.cfg.model, 0), nnx.Param)
         tx = optax.sgd(1.0)  # the update is exactly -gradient: compares gradients, not Adam noise
         abstract = jax.eval_shape(lambda p: init_state(p, tx), params)
         shard = param_sharding(abstract, mesh)
         state = jax.device_put(init_state(params, tx), shard)
-        step = make_train_step(graphdef, tx, inputs.cfg.method, inputs.layout, shard, batch_sharding(mesh), [0])
+        step = make_train_step(graphdef, tx, inputs.cfg.method, inputs.layout, shard, batch_sharding(mesh), [0], micro)
         data = jax.device_put(batch, batch_sharding(mesh))
         state, metrics = step(state, data)
         outs.append((float(metrics["loss"]), float(metrics["grad_norm"]), jax.tree.leaves(state.params)))
@@ -136,14 +138,16 @@ def test_data_parallel_matches_one_device(cfg, inputs):
         (["train.batch_size=12"], "not divisible by the 8 data-parallel devices"),
         (["model.n_positions=40"], "model.n_positions=40"),
         (["data.max_question_len=10"], "question has"),
+        (["train.micro_batches=3"], "not divisible by train.micro_batches"),
+        (["train.micro_batches=2"], "rows per chunk is not divisible by the 8"),
+        (["train.micro_batches=2", "method.name=multimode"], "needs a single token-mean loss"),
     ],
 )
 def test_bad_config_values_are_clear_errors(overrides, message, tmp_path):
     from lrm_jax.data.layout import LayoutError
 
-    cfg = load(RunConfig, None, TINY + overrides)
-    with pytest.raises((ConfigError, LayoutError), match=message):
-        run(cfg, tmp_path, progress=False)
+    with pytest.raises((ConfigError, LayoutError), match=message):  # at load time or at start
+        run(load(RunConfig, None, TINY + overrides), tmp_path, progress=False)
 
 
 def test_multimode_loss_is_the_weighted_sum_of_mode_losses(inputs):

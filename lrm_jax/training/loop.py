@@ -35,6 +35,7 @@ from lrm_jax.training.checkpoint import Checkpointer, write_run_files
 from lrm_jax.training.distill import codi_loss
 from lrm_jax.training.evaluate import accuracy, generate_texts, modes_of
 from lrm_jax.training.logger import MetricsLogger
+from lrm_jax.training.microbatch import chunked_value_and_grad
 from lrm_jax.training.objective import lm_loss
 from lrm_jax.training.setup import RunInputs, initial_model, resolve
 from lrm_jax.training.state import TrainState, init_state, make_optimizer, reset_optimizer, trainable_labels
@@ -96,17 +97,17 @@ def _encoder(inputs: RunInputs, stage: int, epoch: int):
     return encode
 
 
-def make_train_step(graphdef, tx, method_cfg, layout, state_sharding, data_sharding, counter):
+def make_train_step(graphdef, tx, method_cfg, layout, state_sharding, data_sharding, counter, micro_batches=1):
     def step(state: TrainState, batch):
         counter[0] += 1  # runs only while tracing: counts compilations
 
-        def loss_fn(params):
+        def loss_fn(params, rows):
             model = nnx.merge(graphdef, params)
             if method_cfg.name in CODI_METHODS:
-                return codi_loss(model, batch, layout, method_cfg)
-            return lm_loss(model, batch, method_cfg.name, layout, method_cfg.mode_weights)
+                return codi_loss(model, rows, layout, method_cfg)
+            return lm_loss(model, rows, method_cfg.name, layout, method_cfg.mode_weights)
 
-        (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+        (_, metrics), grads = chunked_value_and_grad(loss_fn, state.params, batch, micro_batches)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         metrics["grad_norm"] = optax.tree.norm(grads)
@@ -157,7 +158,7 @@ def run(
     cfg, layout, tok = inputs.cfg, inputs.layout, inputs.tokenizer
     t = cfg.train
     mesh = make_mesh(cfg.mesh)
-    check_batch_size(t.batch_size, mesh)
+    check_batch_size(t.batch_size, mesh, t.micro_batches)
     local_batch = t.batch_size // jax.process_count()
     steps_per_epoch = (len(inputs.train) // jax.process_count()) // local_batch
     if steps_per_epoch == 0:
@@ -189,7 +190,7 @@ def run(
         logger.log(int(state.step), "info", note=note)
 
     counter = [0]
-    train_step = make_train_step(graphdef, tx, cfg.method, layout, state_sharding, data_sharding, counter)
+    train_step = make_train_step(graphdef, tx, cfg.method, layout, state_sharding, data_sharding, counter, t.micro_batches)
     source = list(enumerate(inputs.train))
     step = int(state.step)
     # time_limit_minutes counts this invocation's time (a resumed run gets the limit afresh).

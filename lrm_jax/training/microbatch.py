@@ -1,0 +1,58 @@
+"""Gradients of a token-mean loss computed over row chunks inside one jitted step.
+
+On a CPU the activations of a whole batch (attention scores are B x H x T x T) fall out of the
+caches, so a step over 32 rows costs more than four steps over 8 (benchmarks/train_step.py
+`--micro`). Splitting the rows inside the step keeps the optimiser step (and the learning-rate
+schedule) of the full batch while each forward/backward works on a chunk.
+
+The result equals the full-batch gradient exactly (up to float summation order): each chunk's
+loss is a mean over its supervised tokens, so chunk c is weighted by tokens_c / sum(tokens).
+Only losses of that form may use it (a single token mean: not the multi-mode or CODI losses,
+whose terms are means over different token sets).
+
+Chunk c takes rows c, c + n, c + 2n, ... so that rows split over a data-parallel mesh stay
+evenly split in every chunk.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+
+
+def chunked_value_and_grad(loss_fn: Callable, params, batch: dict, n_chunks: int):
+    """((loss, metrics), grads) of `loss_fn(params, batch)`, with the rows split into n_chunks.
+
+    `loss_fn` returns (token-mean loss, metrics) and metrics["tokens"] = supervised tokens.
+    Scalar metrics are combined with the same token weights.
+    """
+    vg = jax.value_and_grad(loss_fn, has_aux=True)
+    if n_chunks == 1:
+        return vg(params, batch)
+    B = jax.tree.leaves(batch)[0].shape[0]
+    if B % n_chunks:
+        raise ValueError(f"{B} rows cannot be split into {n_chunks} equal chunks")
+
+    def split(x):
+        return jnp.swapaxes(x.reshape(B // n_chunks, n_chunks, *x.shape[1:]), 0, 1)
+
+    chunks = jax.tree.map(split, batch)
+
+    def body(acc, chunk):
+        (loss, metrics), grads = vg(params, chunk)
+        w = metrics["tokens"]
+        sums, grad_sum = acc
+        sums = jax.tree.map(lambda s, m: s + w * m, sums, {**metrics, "loss": loss})
+        grad_sum = jax.tree.map(lambda s, g: s + w * g, grad_sum, grads)
+        return (sums, grad_sum), w
+
+    (loss0, metrics0), grads0 = jax.eval_shape(vg, params, jax.tree.map(lambda x: x[0], chunks))
+    zeros = lambda tree: jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), tree)  # noqa: E731
+    (sums, grad_sum), weights = jax.lax.scan(body, (zeros({**metrics0, "loss": loss0}), zeros(grads0)), chunks)
+    total = jnp.maximum(weights.sum(), 1.0)
+    metrics = jax.tree.map(lambda s: s / total, sums)
+    metrics["tokens"] = weights.sum()
+    grads = jax.tree.map(lambda g: g / total, grad_sum)
+    return (metrics["loss"], metrics), grads
