@@ -40,6 +40,11 @@ def write_report(out: Path, models: list[dict], studies: list[dict], *, quick: b
                 f"did NOT learn its task (below {LEARNED:.0%}); the studies below describe a model that has not "
                 "learned the task, so they say little about the paper's claims")
             lines.append(f"- {task}: the CoT model {verdict} ({_pct(cot['accuracy'])}).")
+            if task == "logic" and cot["accuracy"] < LEARNED:
+                lines.append("  Why, as far as we know (RESULTS.md, logic section): every logic step must find a "
+                             "rule by its subject and copy its object, and GPT-2 models this small (ours and "
+                             "transformers' alike) do not learn such in-context lookup within the steps this CPU "
+                             "affords; `python -m benchmarks.recall_probe` shows the same on plain key-value recall.")
     lines += ["", "## 1. Are the thoughts necessary? (necessity, paper section 2)", ""]
     nec = [(s, s["necessity"]) for s in studies if isinstance(s.get("necessity"), dict) and "n" in s["necessity"]]
     if nec:

@@ -25,3 +25,20 @@ def test_quick_demo_end_to_end_and_resumable(tmp_path, capsys):
     assert demo.main(["--quick", "--out", str(out)]) == 0
     assert capsys.readouterr().out.count("done earlier, skipped") == 4
     assert "## Models" in (out / "README.md").read_text()
+
+
+def test_report_says_which_cot_models_learned_and_why_logic_did_not(tmp_path):
+    from analysis.report import write_report
+
+    models = [
+        {"task": t, "method": "cot", "steps": 100, "minutes": 1.0, "stopped": "time_limit", "accuracy": acc}
+        for t, acc in (("arithmetic", 0.97), ("logic", 0.48))
+    ]
+    write_report(tmp_path, models, [], quick=False, minutes=2.0)
+    readme = (tmp_path / "README.md").read_text()
+    assert "- arithmetic: the CoT model learned its task (97.0%)." in readme
+    assert "- logic: the CoT model did NOT learn its task" in readme
+    assert readme.count("Why, as far as we know") == 1 and "benchmarks.recall_probe" in readme
+    models[1]["accuracy"] = 0.95
+    write_report(tmp_path, models, [], quick=False, minutes=2.0)
+    assert "Why, as far as we know" not in (tmp_path / "README.md").read_text()
