@@ -64,6 +64,8 @@ class ModelConfig:
             raise ConfigError(
                 f"model.position_embedding must be 'learned' or 'rope', got {self.position_embedding!r}"
             )
+        if self.rope_base <= 0:
+            raise ConfigError(f"model.rope_base must be positive, got {self.rope_base}")
         if self.position_embedding == "rope" and self.head_dim % 2:
             raise ConfigError(f"model.position_embedding=rope needs an even head dim, got {self.head_dim}")
         if self.projection_dim < 0 or self.lora_rank < 0:

@@ -219,3 +219,5 @@ def test_rope_model_refuses_export_and_bad_rope_config(rope_model, tmp_path):
         save_hf_gpt2(rope_model, tmp_path)
     with pytest.raises(ConfigError, match="position_embedding"):
         ModelConfig(position_embedding="alibi")
+    with pytest.raises(ConfigError, match="rope_base"):
+        ModelConfig(position_embedding="rope", rope_base=0.0)

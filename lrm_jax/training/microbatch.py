@@ -1,8 +1,8 @@
 """Gradients of a token-mean loss computed over row chunks inside one jitted step.
 
-On a CPU the activations of a whole batch (attention scores are B x H x T x T) fall out of the
-caches, so a step over 32 rows costs more than four steps over 8 (benchmarks/train_step.py
-`--micro`). Splitting the rows inside the step keeps the optimiser step (and the learning-rate
+On a CPU the activations of a whole batch (attention scores are B x H x T x T) can fall out of
+the caches, so a step over 32 rows of a small model costs more than four steps over 8 (1.21x
+on the ProntoQA CPU config, none for the larger benchmark model: BENCHMARKS.md). Splitting the rows inside the step keeps the optimiser step (and the learning-rate
 schedule) of the full batch while each forward/backward works on a chunk.
 
 The result equals the full-batch gradient exactly (up to float summation order): each chunk's
@@ -40,19 +40,16 @@ def chunked_value_and_grad(loss_fn: Callable, params, batch: dict, n_chunks: int
 
     chunks = jax.tree.map(split, batch)
 
-    def body(acc, chunk):
+    def body(grad_sum, chunk):
         (loss, metrics), grads = vg(params, chunk)
         w = metrics["tokens"]
-        sums, grad_sum = acc
-        sums = jax.tree.map(lambda s, m: s + w * m, sums, {**metrics, "loss": loss})
         grad_sum = jax.tree.map(lambda s, g: s + w * g, grad_sum, grads)
-        return (sums, grad_sum), w
+        return grad_sum, ({**metrics, "loss": loss}, w)
 
-    (loss0, metrics0), grads0 = jax.eval_shape(vg, params, jax.tree.map(lambda x: x[0], chunks))
-    zeros = lambda tree: jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), tree)  # noqa: E731
-    (sums, grad_sum), weights = jax.lax.scan(body, (zeros({**metrics0, "loss": loss0}), zeros(grads0)), chunks)
+    # Chunk metrics come out stacked (no accumulator to shape); gradients are summed in place.
+    grad_sum, (per_chunk, weights) = jax.lax.scan(body, jax.tree.map(jnp.zeros_like, params), chunks)
     total = jnp.maximum(weights.sum(), 1.0)
-    metrics = jax.tree.map(lambda s: s / total, sums)
+    metrics = jax.tree.map(lambda m: (weights * m).sum() / total, per_chunk)
     metrics["tokens"] = weights.sum()
     grads = jax.tree.map(lambda g: g / total, grad_sum)
     return (metrics["loss"], metrics), grads
