@@ -1,7 +1,7 @@
 """Learnability probe: does a tiny GPT-2 learn in-context associative recall within a step budget?
 
     python -m benchmarks.recall_probe [--steps 3000] [--positions learned|rope] [--lr 1e-3] [--torch]
-                                      [--token-conv 3] [--layers 4]
+                                      [--key-smear 1] [--token-conv 3] [--layers 4]
 
 Each sequence is `k1 v1 k2 v2 ... kN vN kq` and the model must answer `vq` (keys from 32 tokens,
 distinct within a sequence; values from 32 others). This is the operation the logic tasks need
@@ -40,7 +40,7 @@ def jax_trainer(args):
     from lrm_jax.model.gpt2 import init_model, positions_from_mask
 
     cfg = ModelConfig(vocab_size=66, n_positions=64, n_embd=args.d, n_layer=args.layers, n_head=args.heads,
-                      position_embedding=args.positions)
+                      position_embedding=args.positions, key_smear=args.key_smear)
     graphdef, gpt_params = nnx.split(init_model(cfg, args.seed), nnx.Param)
     # --token-conv: per-layer weights of a causal depthwise convolution over the previous
     # `token_conv` positions, added to each block's attention input (zero-initialised, so the
@@ -120,6 +120,8 @@ def main(argv=None):
     p.add_argument("--torch", action="store_true", help="transformers' GPT-2 (learned positions) instead of ours")
     p.add_argument("--token-conv", type=int, default=0,
                    help="add a causal depthwise convolution over this many previous tokens before each attention")
+    p.add_argument("--key-smear", type=int, default=0,
+                   help="model.key_smear: mix the keys of this many previous tokens into each key")
     p.add_argument("--every", type=int, default=500)
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
@@ -127,9 +129,13 @@ def main(argv=None):
     rng = np.random.default_rng(args.seed)
     if args.token_conv and (args.torch or args.positions != "learned"):
         p.error("--token-conv is implemented for our model with learned positions only")
+    if args.key_smear and args.torch:
+        p.error("--key-smear is an option of our model, not of transformers' GPT-2")
     name = "torch GPT2LMHeadModel" if args.torch else f"lrm_jax GPT2 ({args.positions} positions)"
     if args.token_conv:
         name += f" + token conv over {args.token_conv} previous tokens"
+    if args.key_smear:
+        name += f" + keys smeared over {args.key_smear} previous tokens"
     print(f"{name}: L={args.layers} d={args.d} H={args.heads}, {args.pairs} pairs, batch {args.batch}, "
           f"lr {args.lr}; chance of a random in-context value 1/{args.pairs} = {1 / args.pairs:.3f}")
     t0, recent = time.time(), []

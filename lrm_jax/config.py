@@ -49,6 +49,13 @@ class ModelConfig:
     # logic variant it lowered the loss a little but did not get past chance (RESULTS.md).
     position_embedding: str = "learned"
     rope_base: float = 10000.0
+    # Smeared keys: each attention key becomes k_s + sum_j w_j * k_(j-th earlier token), a
+    # learned per-channel mix of the keys of the `key_smear` previous (unmasked) tokens, zero at
+    # init. A query can then find a token by what came before it, the step of in-context lookup
+    # ("the rule whose subject is X") that tiny models otherwise take thousands of steps to
+    # build from two attention layers (RESULTS.md, recall probe). 0 = off (plain GPT-2; models
+    # with it cannot be exported as HF GPT-2).
+    key_smear: int = 0
 
     def __post_init__(self):
         for name in ("vocab_size", "n_positions", "n_embd", "n_layer", "n_head"):
@@ -68,6 +75,10 @@ class ModelConfig:
             raise ConfigError(f"model.rope_base must be positive, got {self.rope_base}")
         if self.position_embedding == "rope" and self.head_dim % 2:
             raise ConfigError(f"model.position_embedding=rope needs an even head dim, got {self.head_dim}")
+        if self.key_smear < 0:
+            raise ConfigError(f"model.key_smear must be >= 0 (0 = off), got {self.key_smear}")
+        if self.key_smear and self.lora_rank:
+            raise ConfigError("model.key_smear with model.lora_rank: LoRA trains only its adapters, so the smear would stay zero")
         if self.projection_dim < 0 or self.lora_rank < 0:
             raise ConfigError("model.projection_dim and model.lora_rank must be >= 0 (0 = off)")
 

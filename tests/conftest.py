@@ -33,3 +33,22 @@ def tiny_model(tiny_cfg):
     from lrm_jax.model.gpt2 import init_model
 
     return init_model(tiny_cfg, seed=0)
+
+
+
+@pytest.fixture(scope="session")
+def smear_model(tiny_cfg):
+    """A `key_smear=2` model with random non-zero smear weights (they start at zero, which
+    would make any test of the smear pass vacuously)."""
+    import dataclasses
+
+    import numpy as np
+
+    from lrm_jax.model.gpt2 import init_model
+
+    model = init_model(dataclasses.replace(tiny_cfg, key_smear=2), seed=3)
+    rng = np.random.RandomState(0)
+    for block in model.h:
+        w = block.attn.key_smear
+        w[...] = (2.0 * rng.randn(*w.shape)).astype(np.float32)
+    return model

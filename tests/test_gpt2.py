@@ -221,3 +221,52 @@ def test_rope_model_refuses_export_and_bad_rope_config(rope_model, tmp_path):
         ModelConfig(position_embedding="alibi")
     with pytest.raises(ConfigError, match="rope_base"):
         ModelConfig(position_embedding="rope", rope_base=0.0)
+
+
+def test_earlier_slots_skip_masked_slots():
+    from lrm_jax.model.gpt2 import earlier_slots
+
+    mask = np.array([[0, 0, 1, 1, 0, 1, 1], [1, 1, 1, 1, 1, 1, 1]], np.int32)
+    got = earlier_slots(jnp.asarray(mask), 2)
+    for b, row in enumerate(mask):
+        unmasked = [s for s in range(len(row)) if row[s]]
+        for s in unmasked:
+            before = [t for t in unmasked if t < s][::-1]  # nearest first
+            for j in range(2):
+                assert bool(got.valid_NxBxS[j, b, s]) == (j < len(before))
+                if j < len(before):
+                    assert int(got.slot_NxBxS[j, b, s]) == before[j]
+
+
+def test_key_smear_changes_the_model_and_masking_equals_removal(smear_model):
+    ids = np.random.RandomState(9).randint(0, 97, (1, 10))
+    plain = nnx.clone(smear_model)
+    for block in plain.h:
+        block.attn.key_smear[...] = jnp.zeros_like(block.attn.key_smear[...])
+    assert np.abs(full_logits(smear_model, ids) - full_logits(plain, ids)).max() > 1e-4
+    keep = [0, 1, 2, 6, 7, 8, 9]
+    mask = np.ones((1, 10), np.int32)
+    mask[0, 3:6] = 0
+    masked = full_logits(smear_model, ids, mask)
+    np.testing.assert_allclose(masked[:, keep], full_logits(smear_model, ids[:, keep]), atol=1e-5)
+
+
+def test_key_smear_cached_generation_matches_full_passes(smear_model):
+    rng = np.random.RandomState(10)
+    ids = rng.randint(2, 97, (2, 6))
+    mask = np.ones_like(ids)
+    mask[1, :2] = 0
+    ref = naive_greedy(smear_model, ids, mask, 4, eos_id=-100)
+    gen = generate(smear_model, jnp.asarray(ids), jnp.asarray(mask), max_new_tokens=4, eos_id=-100, pad_id=0)
+    np.testing.assert_array_equal(np.asarray(gen.tokens), ref)
+
+
+def test_key_smear_refuses_export_and_bad_config(smear_model, tmp_path):
+    from lrm_jax.config import ConfigError
+
+    with pytest.raises(HFImportError, match="key_smear"):
+        save_hf_gpt2(smear_model, tmp_path)
+    with pytest.raises(ConfigError, match="key_smear"):
+        ModelConfig(key_smear=-1)
+    with pytest.raises(ConfigError, match="lora_rank"):
+        ModelConfig(key_smear=2, lora_rank=4)

@@ -33,15 +33,18 @@ def batch():
     return jnp.asarray(ids), jnp.asarray(mask), P, Z
 
 
-@pytest.mark.parametrize("positions", ["learned", "rope"])
-def test_latent_forward_equals_unrolled(tiny_model, tiny_cfg, batch, positions):
+@pytest.mark.parametrize("variant", ["learned", "rope", "key_smear"])
+def test_latent_forward_equals_unrolled(tiny_model, tiny_cfg, smear_model, batch, variant):
     import dataclasses
 
     from lrm_jax.model.gpt2 import init_model
 
-    model = tiny_model if positions == "learned" else init_model(
-        dataclasses.replace(tiny_cfg, position_embedding="rope"), seed=2
-    )
+    if variant == "rope":
+        model = init_model(dataclasses.replace(tiny_cfg, position_embedding="rope"), seed=2)
+    elif variant == "key_smear":
+        model = smear_model
+    else:
+        model = tiny_model
     ids, mask, P, Z = batch
     fast = latent_forward(model, ids, mask, n_prefix=P, n_latent=Z)
     slow = slow_unrolled(model, ids, mask, P, Z)

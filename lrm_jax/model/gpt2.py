@@ -17,6 +17,11 @@ Conventions:
 - Optional pieces, both off by default: `prj`, CODI's projection of a thought before it is fed
   back (`latent_feedback`), and LoRA adapters on c_attn / c_proj / c_fc (Flax's `nnx.LoRA`,
   scaled by alpha / rank as in PEFT; their parameters are `nnx.LoRAParam`).
+- `key_smear=n` adds to each attention key a learned per-channel mix of the keys of the n
+  previous *unmasked* slots of the row (`h.{i}.attn.key_smear`, nxD, zero at init). Earlier
+  slots are found through the attention mask, so a masked slot is skipped exactly as if it had
+  been removed, the same invariant positions keep. Keys are cached unsmeared and smeared when
+  read, so masking a cached slot later still holds.
 - Shape suffixes: B batch, T new tokens, S key slots, D model width, H heads, K head dim,
   L layers, V vocab.
 """
@@ -98,6 +103,34 @@ def _rotate(x_BxTxHxK: jax.Array, rope: tuple[jax.Array, jax.Array]) -> jax.Arra
     return out.astype(x_BxTxHxK.dtype)
 
 
+class EarlierSlots(NamedTuple):
+    """For each key slot, the slots of the n previous unmasked keys in its row."""
+
+    slot_NxBxS: jax.Array  # int32
+    valid_NxBxS: jax.Array  # bool: False where the row has fewer earlier unmasked slots
+
+
+def earlier_slots(attention_mask_BxS: jax.Array, n: int) -> EarlierSlots:
+    S = attention_mask_BxS.shape[1]
+    allowed_BxS = attention_mask_BxS.astype(bool)
+    rank_BxS = jnp.cumsum(allowed_BxS, axis=1) - 1  # masked slots share their predecessor's rank
+    # Unmasked slots in order first: `order[b, r]` is the slot of row b's r-th unmasked key.
+    order_BxS = jnp.argsort(jnp.where(allowed_BxS, jnp.arange(S), S + jnp.arange(S)), axis=1)
+    back_NxBxS = rank_BxS[None] - jnp.arange(1, n + 1)[:, None, None]
+    slot_NxBxS = jax.vmap(lambda r: jnp.take_along_axis(order_BxS, jnp.maximum(r, 0), axis=1))(back_NxBxS)
+    return EarlierSlots(slot_NxBxS.astype(jnp.int32), back_NxBxS >= 0)
+
+
+def _smear(k_BxSxHxK: jax.Array, w_NxD: jax.Array, earlier: EarlierSlots) -> jax.Array:
+    B, S, H, K = k_BxSxHxK.shape
+    w_NxHxK = w_NxD.reshape(-1, H, K).astype(k_BxSxHxK.dtype)
+    out = k_BxSxHxK
+    for j in range(w_NxHxK.shape[0]):
+        prev = jnp.take_along_axis(k_BxSxHxK, earlier.slot_NxBxS[j][:, :, None, None], axis=1)
+        out = out + jnp.where(earlier.valid_NxBxS[j][:, :, None, None], prev, 0) * w_NxHxK[j]
+    return out
+
+
 class Attention(nnx.Module):
     def __init__(self, cfg: ModelConfig, *, rngs: nnx.Rngs):
         init = nnx.initializers.normal(cfg.init_std)
@@ -105,8 +138,12 @@ class Attention(nnx.Module):
         self.n_head = cfg.n_head
         self.c_attn = _linear(cfg, cfg.n_embd, 3 * cfg.n_embd, init, rngs)
         self.c_proj = _linear(cfg, cfg.n_embd, cfg.n_embd, proj_init, rngs)
+        self.key_smear = nnx.Param(jnp.zeros((cfg.key_smear, cfg.n_embd))) if cfg.key_smear else None
 
-    def __call__(self, x_BxTxD, allowed_BxTxS, layer: int, cache: KVCache | None, prefix: KVCache | None, rope=None):
+    def __call__(
+        self, x_BxTxD, allowed_BxTxS, layer: int, cache: KVCache | None, prefix: KVCache | None,
+        rope=None, earlier: EarlierSlots | None = None,
+    ):
         B, T, D = x_BxTxD.shape
         K = D // self.n_head
         qkv = self.c_attn(x_BxTxD).reshape(B, T, 3, self.n_head, K)
@@ -122,6 +159,12 @@ class Attention(nnx.Module):
         # Scores and softmax in fp32 whatever the compute dtype. With a prefix, its keys and
         # values are used where they are: only the (small) score tensors are concatenated.
         key_parts = ([(prefix.k[layer], prefix.v[layer])] if prefix is not None else []) + [(k_BxSxHxK, v_BxSxHxK)]
+        if self.key_smear is not None:
+            # Smeared over the whole key range at once: the first cache slots mix prefix keys.
+            keys = jnp.concatenate([k for k, _ in key_parts], axis=1) if prefix is not None else k_BxSxHxK
+            keys = _smear(keys, self.key_smear[...], earlier)
+            P = prefix.max_len if prefix is not None else 0
+            key_parts = ([(keys[:, :P], prefix.v[layer])] if prefix is not None else []) + [(keys[:, P:], v_BxSxHxK)]
         scores_BxHxTxS = jnp.concatenate(
             [
                 jnp.einsum("bthk,bshk->bhts", q_BxTxHxK, k.astype(q_BxTxHxK.dtype), preferred_element_type=jnp.float32)
@@ -162,8 +205,8 @@ class Block(nnx.Module):
         self.ln_2 = nnx.LayerNorm(cfg.n_embd, epsilon=cfg.layer_norm_epsilon, dtype=dt, rngs=rngs)
         self.mlp = MLP(cfg, rngs=rngs)
 
-    def __call__(self, x, allowed_BxTxS, layer: int, cache: KVCache | None, prefix: KVCache | None, rope=None):
-        a, cache = self.attn(self.ln_1(x), allowed_BxTxS, layer, cache, prefix, rope)
+    def __call__(self, x, allowed_BxTxS, layer: int, cache: KVCache | None, prefix: KVCache | None, rope=None, earlier=None):
+        a, cache = self.attn(self.ln_1(x), allowed_BxTxS, layer, cache, prefix, rope, earlier)
         x = x + a
         x = x + self.mlp(self.ln_2(x))
         return x, cache
@@ -217,9 +260,10 @@ class GPT2(nnx.Module):
             x, rope = x_BxTxD + self.wpe(positions_BxT), None
         else:
             x, rope = x_BxTxD, rope_angles(positions_BxT, self.cfg.head_dim, self.cfg.rope_base)
+        earlier = earlier_slots(attention_mask_BxS, self.cfg.key_smear) if self.cfg.key_smear else None
         layers = [x] if return_layers else None
         for layer, block in enumerate(self.h):
-            x, cache = block(x, allowed_BxTxS, layer, cache, prefix, rope)
+            x, cache = block(x, allowed_BxTxS, layer, cache, prefix, rope, earlier)
             if return_layers:
                 layers.append(x)
         if cache is not None:
