@@ -56,6 +56,13 @@ class ModelConfig:
     # build from two attention layers (RESULTS.md, recall probe). 0 = off (plain GPT-2; models
     # with it cannot be exported as HF GPT-2).
     key_smear: int = 0
+    # Token convolution: each block's attention input (ln_1 output) y_t becomes
+    # y_t + sum_j w_j * y_(j-th earlier token), a learned per-channel (depthwise) causal
+    # convolution over the `token_conv` previous unmasked tokens, zero at init (the "short
+    # convolution" of H3/Based, Allen-Zhu's "Canon layers"). Queries, keys and values then all
+    # see the few tokens before them, so "the rule whose subject is X" is one attention away.
+    # 0 = off (plain GPT-2; such models cannot be exported as HF GPT-2).
+    token_conv: int = 0
 
     def __post_init__(self):
         for name in ("vocab_size", "n_positions", "n_embd", "n_layer", "n_head"):
@@ -75,10 +82,11 @@ class ModelConfig:
             raise ConfigError(f"model.rope_base must be positive, got {self.rope_base}")
         if self.position_embedding == "rope" and self.head_dim % 2:
             raise ConfigError(f"model.position_embedding=rope needs an even head dim, got {self.head_dim}")
-        if self.key_smear < 0:
-            raise ConfigError(f"model.key_smear must be >= 0 (0 = off), got {self.key_smear}")
-        if self.key_smear and self.lora_rank:
-            raise ConfigError("model.key_smear with model.lora_rank: LoRA trains only its adapters, so the smear would stay zero")
+        for name in ("key_smear", "token_conv"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"model.{name} must be >= 0 (0 = off), got {getattr(self, name)}")
+            if getattr(self, name) and self.lora_rank:
+                raise ConfigError(f"model.{name} with model.lora_rank: LoRA trains only its adapters, so it would stay zero")
         if self.projection_dim < 0 or self.lora_rank < 0:
             raise ConfigError("model.projection_dim and model.lora_rank must be >= 0 (0 = off)")
 

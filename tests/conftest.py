@@ -36,19 +36,30 @@ def tiny_model(tiny_cfg):
 
 
 
+
 @pytest.fixture(scope="session")
-def smear_model(tiny_cfg):
-    """A `key_smear=2` model with random non-zero smear weights (they start at zero, which
-    would make any test of the smear pass vacuously)."""
+def variant_model(tiny_cfg):
+    """`variant_model(**model_overrides)`: a tiny model with the options given; the zero-init
+    extras (key_smear, token_conv) get random non-zero weights, without which any test of them
+    would pass vacuously. Built once per set of options."""
     import dataclasses
 
     import numpy as np
 
     from lrm_jax.model.gpt2 import init_model
 
-    model = init_model(dataclasses.replace(tiny_cfg, key_smear=2), seed=3)
-    rng = np.random.RandomState(0)
-    for block in model.h:
-        w = block.attn.key_smear
-        w[...] = (2.0 * rng.randn(*w.shape)).astype(np.float32)
-    return model
+    built = {}
+
+    def make(**overrides):
+        key = tuple(sorted(overrides.items()))
+        if key not in built:
+            model = init_model(dataclasses.replace(tiny_cfg, **overrides), seed=3)
+            rng = np.random.RandomState(0)
+            for block in model.h:
+                for w in (block.attn.key_smear, block.token_conv):
+                    if w is not None:
+                        w[...] = (2.0 * rng.randn(*w.shape)).astype(np.float32)
+            built[key] = model
+        return built[key]
+
+    return make

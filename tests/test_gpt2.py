@@ -238,35 +238,46 @@ def test_earlier_slots_skip_masked_slots():
                     assert int(got.slot_NxBxS[j, b, s]) == before[j]
 
 
-def test_key_smear_changes_the_model_and_masking_equals_removal(smear_model):
+EXTRAS = [{"key_smear": 2}, {"token_conv": 2}]
+
+
+@pytest.mark.parametrize("extra", EXTRAS, ids=lambda d: next(iter(d)))
+def test_extra_changes_the_model_and_masking_equals_removal(variant_model, extra):
+    model = variant_model(**extra)
     ids = np.random.RandomState(9).randint(0, 97, (1, 10))
-    plain = nnx.clone(smear_model)
+    plain = nnx.clone(model)
     for block in plain.h:
-        block.attn.key_smear[...] = jnp.zeros_like(block.attn.key_smear[...])
-    assert np.abs(full_logits(smear_model, ids) - full_logits(plain, ids)).max() > 1e-4
+        for w in (block.attn.key_smear, block.token_conv):
+            if w is not None:
+                w[...] = jnp.zeros_like(w[...])
+    assert np.abs(full_logits(model, ids) - full_logits(plain, ids)).max() > 1e-4
     keep = [0, 1, 2, 6, 7, 8, 9]
     mask = np.ones((1, 10), np.int32)
     mask[0, 3:6] = 0
-    masked = full_logits(smear_model, ids, mask)
-    np.testing.assert_allclose(masked[:, keep], full_logits(smear_model, ids[:, keep]), atol=1e-5)
+    masked = full_logits(model, ids, mask)
+    np.testing.assert_allclose(masked[:, keep], full_logits(model, ids[:, keep]), atol=1e-5)
 
 
-def test_key_smear_cached_generation_matches_full_passes(smear_model):
+@pytest.mark.parametrize("extra", EXTRAS, ids=lambda d: next(iter(d)))
+def test_extra_cached_generation_matches_full_passes(variant_model, extra):
+    model = variant_model(**extra)
     rng = np.random.RandomState(10)
     ids = rng.randint(2, 97, (2, 6))
     mask = np.ones_like(ids)
     mask[1, :2] = 0
-    ref = naive_greedy(smear_model, ids, mask, 4, eos_id=-100)
-    gen = generate(smear_model, jnp.asarray(ids), jnp.asarray(mask), max_new_tokens=4, eos_id=-100, pad_id=0)
+    ref = naive_greedy(model, ids, mask, 4, eos_id=-100)
+    gen = generate(model, jnp.asarray(ids), jnp.asarray(mask), max_new_tokens=4, eos_id=-100, pad_id=0)
     np.testing.assert_array_equal(np.asarray(gen.tokens), ref)
 
 
-def test_key_smear_refuses_export_and_bad_config(smear_model, tmp_path):
+@pytest.mark.parametrize("extra", EXTRAS, ids=lambda d: next(iter(d)))
+def test_extra_refuses_export_and_bad_config(variant_model, extra, tmp_path):
     from lrm_jax.config import ConfigError
 
-    with pytest.raises(HFImportError, match="key_smear"):
-        save_hf_gpt2(smear_model, tmp_path)
-    with pytest.raises(ConfigError, match="key_smear"):
-        ModelConfig(key_smear=-1)
+    (name, _), = extra.items()
+    with pytest.raises(HFImportError, match=name):
+        save_hf_gpt2(variant_model(**extra), tmp_path)
+    with pytest.raises(ConfigError, match=name):
+        ModelConfig(**{name: -1})
     with pytest.raises(ConfigError, match="lora_rank"):
-        ModelConfig(key_smear=2, lora_rank=4)
+        ModelConfig(**{name: 2}, lora_rank=4)

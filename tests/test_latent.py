@@ -33,18 +33,12 @@ def batch():
     return jnp.asarray(ids), jnp.asarray(mask), P, Z
 
 
-@pytest.mark.parametrize("variant", ["learned", "rope", "key_smear"])
-def test_latent_forward_equals_unrolled(tiny_model, tiny_cfg, smear_model, batch, variant):
-    import dataclasses
-
-    from lrm_jax.model.gpt2 import init_model
-
-    if variant == "rope":
-        model = init_model(dataclasses.replace(tiny_cfg, position_embedding="rope"), seed=2)
-    elif variant == "key_smear":
-        model = smear_model
-    else:
-        model = tiny_model
+@pytest.mark.parametrize(
+    "variant", [{}, {"position_embedding": "rope"}, {"key_smear": 2}, {"token_conv": 2}],
+    ids=["learned", "rope", "key_smear", "token_conv"],
+)
+def test_latent_forward_equals_unrolled(tiny_model, variant_model, batch, variant):
+    model = variant_model(**variant) if variant else tiny_model
     ids, mask, P, Z = batch
     fast = latent_forward(model, ids, mask, n_prefix=P, n_latent=Z)
     slow = slow_unrolled(model, ids, mask, P, Z)

@@ -3,6 +3,9 @@
 One write index is shared by the whole batch: prompts are left-padded so that every row's next
 token lands in the same column, which keeps every shape static under jit and `lax.scan`. Which
 slots a row may attend is the caller's attention mask, not the cache's business.
+
+Models with `token_conv` also cache every layer's attention input before the convolution
+(`x`), because a new token's convolution reads its predecessors' inputs; otherwise `x` is None.
 """
 
 from __future__ import annotations
@@ -19,11 +22,13 @@ class KVCache:
     k: jax.Array  # LxBxSxHxK
     v: jax.Array  # LxBxSxHxK
     index: jax.Array  # int32 scalar: the slot the next token is written to
+    x: jax.Array | None = None  # LxBxSxD: layer inputs (ln_1 output), token_conv models only
 
     @classmethod
-    def zeros(cls, n_layer, batch, max_len, n_head, head_dim, dtype=jnp.float32) -> "KVCache":
+    def zeros(cls, n_layer, batch, max_len, n_head, head_dim, dtype=jnp.float32, inputs=False) -> "KVCache":
         shape = (n_layer, batch, max_len, n_head, head_dim)
-        return cls(jnp.zeros(shape, dtype), jnp.zeros(shape, dtype), jnp.zeros((), jnp.int32))
+        x = jnp.zeros((n_layer, batch, max_len, n_head * head_dim), dtype) if inputs else None
+        return cls(jnp.zeros(shape, dtype), jnp.zeros(shape, dtype), jnp.zeros((), jnp.int32), x)
 
     @property
     def max_len(self) -> int:
@@ -37,15 +42,25 @@ class KVCache:
         v = jax.lax.dynamic_update_slice(self.v, v_BxTxHxK[None].astype(self.v.dtype), at)
         return dataclasses.replace(self, k=k, v=v)
 
+    def write_inputs(self, layer: int, x_BxTxD: jax.Array) -> "KVCache":
+        at = (layer, 0, self.index, 0)
+        return dataclasses.replace(self, x=jax.lax.dynamic_update_slice(self.x, x_BxTxD[None].astype(self.x.dtype), at))
+
     def advance(self, n: int) -> "KVCache":
         return dataclasses.replace(self, index=self.index + n)
 
     @staticmethod
     def concat(parts: "list[KVCache]", index) -> "KVCache":
         """Slots of several caches in order, as one cache whose next write goes to `index`."""
-        k = jnp.concatenate([p.k for p in parts], axis=2)
-        v = jnp.concatenate([p.v for p in parts], axis=2)
-        return KVCache(k, v, jnp.asarray(index, jnp.int32))
+        def cat(name):
+            return jnp.concatenate([getattr(p, name) for p in parts], axis=2)
+
+        return KVCache(cat("k"), cat("v"), jnp.asarray(index, jnp.int32), None if parts[0].x is None else cat("x"))
+
+    def tile_batch(self, n: int) -> "KVCache":
+        """The batch repeated n times, copy-major (row r = c * B + b)."""
+        tile = lambda a: None if a is None else jnp.tile(a, (1, n) + (1,) * (a.ndim - 2))
+        return KVCache(tile(self.k), tile(self.v), self.index, tile(self.x))
 
     def truncate(self, index) -> "KVCache":
         """Rewinds the write index; later slots are overwritten by the next writes."""

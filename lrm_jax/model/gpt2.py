@@ -22,6 +22,9 @@ Conventions:
   slots are found through the attention mask, so a masked slot is skipped exactly as if it had
   been removed, the same invariant positions keep. Keys are cached unsmeared and smeared when
   read, so masking a cached slot later still holds.
+- `token_conv=n` adds to each block's attention input (ln_1 output) a learned per-channel
+  causal convolution over the n previous unmasked slots (`h.{i}.token_conv`, nxD, zero at
+  init), masked slots skipped in the same way; the cache then also keeps those inputs.
 - Shape suffixes: B batch, T new tokens, S key slots, D model width, H heads, K head dim,
   L layers, V vocab.
 """
@@ -201,15 +204,35 @@ class Block(nnx.Module):
     def __init__(self, cfg: ModelConfig, *, rngs: nnx.Rngs):
         dt = _dtype(cfg)
         self.ln_1 = nnx.LayerNorm(cfg.n_embd, epsilon=cfg.layer_norm_epsilon, dtype=dt, rngs=rngs)
+        self.token_conv = nnx.Param(jnp.zeros((cfg.token_conv, cfg.n_embd))) if cfg.token_conv else None
         self.attn = Attention(cfg, rngs=rngs)
         self.ln_2 = nnx.LayerNorm(cfg.n_embd, epsilon=cfg.layer_norm_epsilon, dtype=dt, rngs=rngs)
         self.mlp = MLP(cfg, rngs=rngs)
 
-    def __call__(self, x, allowed_BxTxS, layer: int, cache: KVCache | None, prefix: KVCache | None, rope=None, earlier=None):
-        a, cache = self.attn(self.ln_1(x), allowed_BxTxS, layer, cache, prefix, rope, earlier)
+    def __call__(
+        self, x, allowed_BxTxS, layer: int, cache: KVCache | None, prefix: KVCache | None, rope=None,
+        earlier=None, conv_from: EarlierSlots | None = None,
+    ):
+        y = self.ln_1(x)
+        if self.token_conv is not None:
+            y, cache = self._convolve(y, layer, cache, prefix, conv_from)
+        a, cache = self.attn(y, allowed_BxTxS, layer, cache, prefix, rope, earlier)
         x = x + a
         x = x + self.mlp(self.ln_2(x))
         return x, cache
+
+    def _convolve(self, y_BxTxD, layer, cache, prefix, conv_from: EarlierSlots):
+        # The inputs are cached before the convolution: a later token's convolution reads them.
+        if cache is not None:
+            cache = cache.write_inputs(layer, y_BxTxD)
+        parts = ([prefix.x[layer]] if prefix is not None else []) + [cache.x[layer] if cache is not None else y_BxTxD]
+        source_BxSxD = jnp.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]
+        w_NxD = self.token_conv[...].astype(y_BxTxD.dtype)
+        out = y_BxTxD
+        for j in range(w_NxD.shape[0]):
+            prev_BxTxD = jnp.take_along_axis(source_BxSxD, conv_from.slot_NxBxS[j][:, :, None], axis=1)
+            out = out + jnp.where(conv_from.valid_NxBxS[j][:, :, None], prev_BxTxD, 0) * w_NxD[j]
+        return out, cache
 
 
 class GPT2(nnx.Module):
@@ -261,9 +284,14 @@ class GPT2(nnx.Module):
         else:
             x, rope = x_BxTxD, rope_angles(positions_BxT, self.cfg.head_dim, self.cfg.rope_base)
         earlier = earlier_slots(attention_mask_BxS, self.cfg.key_smear) if self.cfg.key_smear else None
+        conv_from = None
+        if self.cfg.token_conv:
+            # Only the new tokens are convolved: their rows of the earlier-slot table.
+            table = earlier_slots(attention_mask_BxS, self.cfg.token_conv)
+            conv_from = EarlierSlots(*(jax.lax.dynamic_slice_in_dim(a, start, T, axis=2) for a in table))
         layers = [x] if return_layers else None
         for layer, block in enumerate(self.h):
-            x, cache = block(x, allowed_BxTxS, layer, cache, prefix, rope, earlier)
+            x, cache = block(x, allowed_BxTxS, layer, cache, prefix, rope, earlier, conv_from)
             if return_layers:
                 layers.append(x)
         if cache is not None:
@@ -286,7 +314,7 @@ class GPT2(nnx.Module):
     def new_cache(self, batch: int, max_len: int) -> KVCache:
         cfg = self.cfg
         return KVCache.zeros(
-            cfg.n_layer, batch, max_len, cfg.n_head, cfg.head_dim, dtype=_dtype(cfg)
+            cfg.n_layer, batch, max_len, cfg.n_head, cfg.head_dim, dtype=_dtype(cfg), inputs=cfg.token_conv > 0
         )
 
     def __call__(self, ids_BxT, positions_BxT=None, attention_mask_BxT=None):

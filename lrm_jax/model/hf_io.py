@@ -144,11 +144,12 @@ def save_hf_gpt2(model: GPT2, directory: str | Path, bos_id=None, eos_id=None) -
             f"model.position_embedding={model.cfg.position_embedding!r}: Hugging Face GPT-2 has "
             "only learned positions, so this model cannot be exported as GPT-2"
         )
-    if model.cfg.key_smear:
-        raise HFImportError(
-            f"model.key_smear={model.cfg.key_smear}: Hugging Face GPT-2 has no smeared keys, so this "
-            "model cannot be exported as GPT-2"
-        )
+    for name in ("key_smear", "token_conv"):
+        if getattr(model.cfg, name):
+            raise HFImportError(
+                f"model.{name}={getattr(model.cfg, name)}: Hugging Face GPT-2 has no such layer, so this "
+                "model cannot be exported as GPT-2"
+            )
     directory.mkdir(parents=True, exist_ok=True)
     state = nnx.to_pure_dict(nnx.state(model, nnx.Param))
     tensors = {

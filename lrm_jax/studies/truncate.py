@@ -46,7 +46,7 @@ def truncation_generate(
     C = Z + 2
     out = latent_forward(model, ids_BxT, mask_BxT, n_prefix=P, n_latent=Z, intervene=intervene)
     # Rows condition-major: r = c * B + b. The full run's end-marker slot (T-1) is never used.
-    before = KVCache(jnp.tile(out.cache.k, (1, C, 1, 1, 1)), jnp.tile(out.cache.v, (1, C, 1, 1, 1)), out.cache.index)
+    before = out.cache.tile_batch(C)
     slots_CxZ = (jnp.arange(Z)[None, :] < jnp.arange(C)[:, None]).astype(jnp.int32)  # c = Z+1: all open
     before_mask = jnp.concatenate([
         jnp.tile(mask_BxT[:, :P].astype(jnp.int32), (C, 1)),
