@@ -179,13 +179,8 @@ def test_bfloat16_compute_is_close_to_float32():
     assert not np.array_equal(a, b)  # really computed in bf16
 
 
-@pytest.fixture(scope="module")
-def rope_model():
-    cfg = ModelConfig(vocab_size=97, n_positions=64, n_embd=32, n_layer=2, n_head=4, position_embedding="rope")
-    return init_model(cfg, seed=1)
-
-
-def test_rope_model_has_no_position_table_and_sees_only_relative_positions(rope_model):
+def test_rope_model_has_no_position_table_and_sees_only_relative_positions(variant_model):
+    rope_model = variant_model(position_embedding="rope")
     assert rope_model.wpe is None
     ids = np.random.RandomState(7).randint(0, 97, (2, 9))
     base = full_logits(rope_model, ids)
@@ -196,27 +191,11 @@ def test_rope_model_has_no_position_table_and_sees_only_relative_positions(rope_
     assert np.abs(swapped[:, -1] - base[:, -1]).max() > 1e-4
 
 
-def test_rope_cached_generation_and_slot_masking_match_full_passes(rope_model):
-    rng = np.random.RandomState(8)
-    ids = rng.randint(2, 97, (2, 6))
-    mask = np.ones_like(ids)
-    mask[1, :2] = 0
-    ref = naive_greedy(rope_model, ids, mask, 4, eos_id=-100)
-    gen = generate(rope_model, jnp.asarray(ids), jnp.asarray(mask), max_new_tokens=4, eos_id=-100, pad_id=0)
-    np.testing.assert_array_equal(np.asarray(gen.tokens), ref)
-    ids = rng.randint(0, 97, (1, 10))
-    keep = [0, 1, 2, 6, 7, 8, 9]
-    mask = np.ones((1, 10), np.int32)
-    mask[0, 3:6] = 0
-    masked = full_logits(rope_model, ids, mask, positions_from_mask(jnp.asarray(mask)))
-    np.testing.assert_allclose(masked[:, keep], full_logits(rope_model, ids[:, keep]), atol=1e-5)
-
-
-def test_rope_model_refuses_export_and_bad_rope_config(rope_model, tmp_path):
+def test_rope_model_refuses_export_and_bad_rope_config(variant_model, tmp_path):
     from lrm_jax.config import ConfigError
 
     with pytest.raises(HFImportError, match="position_embedding"):
-        save_hf_gpt2(rope_model, tmp_path)
+        save_hf_gpt2(variant_model(position_embedding="rope"), tmp_path)
     with pytest.raises(ConfigError, match="position_embedding"):
         ModelConfig(position_embedding="alibi")
     with pytest.raises(ConfigError, match="rope_base"):
@@ -242,7 +221,7 @@ EXTRAS = [{"key_smear": 2}, {"token_conv": 2}]
 
 
 @pytest.mark.parametrize("extra", EXTRAS, ids=lambda d: next(iter(d)))
-def test_extra_changes_the_model_and_masking_equals_removal(variant_model, extra):
+def test_extra_changes_the_model(variant_model, extra):
     model = variant_model(**extra)
     ids = np.random.RandomState(9).randint(0, 97, (1, 10))
     plain = nnx.clone(model)
@@ -251,6 +230,15 @@ def test_extra_changes_the_model_and_masking_equals_removal(variant_model, extra
             if w is not None:
                 w[...] = jnp.zeros_like(w[...])
     assert np.abs(full_logits(model, ids) - full_logits(plain, ids)).max() > 1e-4
+
+
+VARIANTS = [{"position_embedding": "rope"}, *EXTRAS]
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=lambda d: next(iter(d)))
+def test_variant_slot_masking_equals_removal(variant_model, variant):
+    model = variant_model(**variant)
+    ids = np.random.RandomState(9).randint(0, 97, (1, 10))
     keep = [0, 1, 2, 6, 7, 8, 9]
     mask = np.ones((1, 10), np.int32)
     mask[0, 3:6] = 0
@@ -258,9 +246,9 @@ def test_extra_changes_the_model_and_masking_equals_removal(variant_model, extra
     np.testing.assert_allclose(masked[:, keep], full_logits(model, ids[:, keep]), atol=1e-5)
 
 
-@pytest.mark.parametrize("extra", EXTRAS, ids=lambda d: next(iter(d)))
-def test_extra_cached_generation_matches_full_passes(variant_model, extra):
-    model = variant_model(**extra)
+@pytest.mark.parametrize("variant", VARIANTS, ids=lambda d: next(iter(d)))
+def test_variant_cached_generation_matches_full_passes(variant_model, variant):
+    model = variant_model(**variant)
     rng = np.random.RandomState(10)
     ids = rng.randint(2, 97, (2, 6))
     mask = np.ones_like(ids)
