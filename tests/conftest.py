@@ -36,7 +36,6 @@ def tiny_model(tiny_cfg):
 
 
 
-
 @pytest.fixture(scope="session")
 def variant_model(tiny_cfg):
     """`variant_model(**model_overrides)`: a tiny model with the options given; the zero-init

@@ -107,7 +107,8 @@ def _rotate(x_BxTxHxK: jax.Array, rope: tuple[jax.Array, jax.Array]) -> jax.Arra
 
 
 class EarlierSlots(NamedTuple):
-    """For each key slot, the slots of the n previous unmasked keys in its row."""
+    """For each key slot (or, sliced, each new token's slot), the slots of the n previous
+    unmasked keys in its row."""
 
     slot_NxBxS: jax.Array  # int32
     valid_NxBxS: jax.Array  # bool: False where the row has fewer earlier unmasked slots
@@ -124,13 +125,17 @@ def earlier_slots(attention_mask_BxS: jax.Array, n: int) -> EarlierSlots:
     return EarlierSlots(slot_NxBxS.astype(jnp.int32), back_NxBxS >= 0)
 
 
-def _smear(k_BxSxHxK: jax.Array, w_NxD: jax.Array, earlier: EarlierSlots) -> jax.Array:
-    B, S, H, K = k_BxSxHxK.shape
-    w_NxHxK = w_NxD.reshape(-1, H, K).astype(k_BxSxHxK.dtype)
-    out = k_BxSxHxK
-    for j in range(w_NxHxK.shape[0]):
-        prev = jnp.take_along_axis(k_BxSxHxK, earlier.slot_NxBxS[j][:, :, None, None], axis=1)
-        out = out + jnp.where(earlier.valid_NxBxS[j][:, :, None, None], prev, 0) * w_NxHxK[j]
+def _add_earlier(base, source_BxSx_, earlier: EarlierSlots, w_Nx_):
+    """base + sum_j w_j * (source at each row's j-th earlier unmasked slot; zero where none).
+
+    `earlier` indexes the slots of `base` (its rows may be a slice of the full table); the
+    trailing dims of `source` and `w_j` broadcast.
+    """
+    trailing = (None,) * (source_BxSx_.ndim - 2)
+    out = base
+    for j in range(w_Nx_.shape[0]):
+        prev = jnp.take_along_axis(source_BxSx_, earlier.slot_NxBxS[j][(...,) + trailing], axis=1)
+        out = out + jnp.where(earlier.valid_NxBxS[j][(...,) + trailing], prev, 0) * w_Nx_[j]
     return out
 
 
@@ -165,7 +170,8 @@ class Attention(nnx.Module):
         if self.key_smear is not None:
             # Smeared over the whole key range at once: the first cache slots mix prefix keys.
             keys = jnp.concatenate([k for k, _ in key_parts], axis=1) if prefix is not None else k_BxSxHxK
-            keys = _smear(keys, self.key_smear[...], earlier)
+            w_NxHxK = self.key_smear[...].reshape(-1, self.n_head, K).astype(keys.dtype)
+            keys = _add_earlier(keys, keys, earlier, w_NxHxK)
             P = prefix.max_len if prefix is not None else 0
             key_parts = ([(keys[:, :P], prefix.v[layer])] if prefix is not None else []) + [(keys[:, P:], v_BxSxHxK)]
         scores_BxHxTxS = jnp.concatenate(
@@ -227,12 +233,7 @@ class Block(nnx.Module):
             cache = cache.write_inputs(layer, y_BxTxD)
         parts = ([prefix.x[layer]] if prefix is not None else []) + [cache.x[layer] if cache is not None else y_BxTxD]
         source_BxSxD = jnp.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]
-        w_NxD = self.token_conv[...].astype(y_BxTxD.dtype)
-        out = y_BxTxD
-        for j in range(w_NxD.shape[0]):
-            prev_BxTxD = jnp.take_along_axis(source_BxSxD, conv_from.slot_NxBxS[j][:, :, None], axis=1)
-            out = out + jnp.where(conv_from.valid_NxBxS[j][:, :, None], prev_BxTxD, 0) * w_NxD[j]
-        return out, cache
+        return _add_earlier(y_BxTxD, source_BxSxD, conv_from, self.token_conv[...].astype(y_BxTxD.dtype)), cache
 
 
 class GPT2(nnx.Module):
