@@ -44,6 +44,8 @@ def make_batch(rng: np.random.Generator, n: int, pairs: int, template: str = "pa
     seq[:, 0 : 5 * pairs : 5], seq[:, 1 : 5 * pairs : 5] = EVERY, keys
     seq[:, 2 : 5 * pairs : 5], seq[:, 3 : 5 * pairs : 5] = IS, values
     seq[:, -4], seq[:, -3], seq[:, -2], seq[:, -1] = EVERY, keys[rows, asked], IS, values[rows, asked]
+    if template == "compact":  # asked as `kq` -> vq: the answering position holds the key
+        seq = np.concatenate([seq[:, :-4], seq[:, -3:-2], seq[:, -1:]], axis=1)
     return seq
 
 
@@ -123,7 +125,7 @@ def main(argv=None):
     p.add_argument("--key-smear", type=int, default=0,
                    help="model.key_smear: mix the keys of this many previous tokens into each key")
     p.add_argument("--init-std", type=float, default=0.02, help="model.init_std (GPT-2: 0.02)")
-    p.add_argument("--template", default="pairs", choices=["pairs", "rules"],
+    p.add_argument("--template", default="pairs", choices=["pairs", "rules", "compact"],
                    help="pairs: `k1 v1 ... kq` -> vq; rules: `Every k1 is v1 . ... Every kq is` -> vq")
     p.add_argument("--every", type=int, default=500)
     p.add_argument("--seed", type=int, default=0)

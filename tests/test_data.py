@@ -141,6 +141,22 @@ def test_prontoqa_branching_and_templates_knobs():
         ProntoQAConfig(templates="some")
 
 
+def test_prontoqa_concepts_cot():
+    """cot="concepts" writes the same chain as the sentence steps, one concept per step, then
+    the derived "[not] P"; the question and answer do not change."""
+    kw = dict(min_hops=1, max_hops=3, n_distractor_isa=2, templates="every", branching=False)
+    gen = GENERATORS["prontoqa"][1]
+    for sent, comp in zip(gen(ProntoQAConfig(**kw), 40, 2), gen(ProntoQAConfig(**kw, cot="concepts"), 40, 2)):
+        assert (comp.question, comp.answer) == (sent.question, sent.answer)
+        assert list(comp.steps[:-1]) == [step.split(".")[0].split()[-1] for step in sent.steps[:-1]]
+        assert sent.steps[-1].split(" ", 2)[2] == comp.steps[-1] + "."
+        assert check_record(sent).ok
+    with pytest.raises(ValueError, match="templates='every'"):
+        ProntoQAConfig(cot="concepts")
+    with pytest.raises(ValueError, match="cot must be"):
+        ProntoQAConfig(templates="every", cot="words")
+
+
 def _max_parents(record) -> int:
     from lrm_jax.traces.logic import parse_question
 

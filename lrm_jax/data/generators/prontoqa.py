@@ -38,12 +38,17 @@ class ProntoQAConfig:
     extra_subject_fact: bool = True  # "S is a d0." style second membership (off-chain)
     branching: bool = True  # extra is-a rules add a second parent (real data); False: a child
     templates: str = "all"  # "all": ProntoQA's three rule templates; "every": "Every X is ..." only
+    cot: str = "sentences"  # "sentences": COCONUT's steps; "concepts": the chain's concepts, then "[not] P"
 
     def __post_init__(self):
         if not 1 <= self.min_hops <= self.max_hops:
             raise ValueError("prontoqa: need 1 <= min_hops <= max_hops")
         if self.templates not in ("all", "every"):
             raise ValueError(f"prontoqa: templates must be 'all' or 'every', got {self.templates!r}")
+        if self.cot not in ("sentences", "concepts"):
+            raise ValueError(f"prontoqa: cot must be 'sentences' or 'concepts', got {self.cot!r}")
+        if self.cot == "concepts" and self.templates != "every":
+            raise ValueError("prontoqa: cot='concepts' needs templates='every' (a concept is then one token)")
         need = self.max_hops + 2 + self.n_distractor_isa + 1
         if need > len(CONCEPTS):
             raise ValueError(f"prontoqa: too many concepts needed ({need} > {len(CONCEPTS)})")
@@ -105,11 +110,17 @@ def _one(cfg: ProntoQAConfig, rng: np.random.Generator, want_true: bool) -> Reco
     question = " ".join(rules[k] for k in order) + " " + " ".join(facts)
     question += f" True or false: {subject} is {neg}{prop}."
 
+    conclusion = f"{'' if sign else 'not '}{prop}"
+    if cfg.cot == "concepts":
+        return Record(
+            question, (*chain, conclusion), "True" if want_true else "False",
+            extra={"chain_concepts": chain},
+        )
     cot = []
     for k in range(hops - 1):
         cot.append(f"{subject} is {article(chain[k])} {chain[k]}. {chain_rules[k]}")
     cot.append(f"{subject} is {article(chain[-1])} {chain[-1]}. {final_rule}")
-    cot.append(f"{subject} is {'' if sign else 'not '}{prop}.")
+    cot.append(f"{subject} is {conclusion}.")
     return Record(
         question, tuple(cot), "True" if want_true else "False",
         extra={"chain_concepts": chain},
