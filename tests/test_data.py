@@ -157,6 +157,21 @@ def test_prontoqa_concepts_cot():
         ProntoQAConfig(templates="every", cot="words")
 
 
+def test_prosqa_concepts_cot():
+    """cot="concepts" names the same path's nodes (root first) as the sentence steps."""
+    kw = dict(min_nodes=8, max_nodes=12, min_path=1, max_path=4)
+    gen = GENERATORS["prosqa"][1]
+    for sent, comp in zip(gen(ProsQAConfig(**kw), 30, 4), gen(ProsQAConfig(**kw, cot="concepts"), 30, 4)):
+        assert (comp.question, comp.answer, comp.graph) == (sent.question, sent.answer, sent.graph)
+        names = comp.graph.idx_to_symbol
+        nodes = " ".join(comp.steps).split()
+        assert nodes[0] == names[comp.graph.root] and nodes[-1] == names[comp.graph.target]
+        assert [s.split()[-1].rstrip(".") for s in sent.steps] == nodes[1:]
+        assert all((names.index(a), names.index(b)) in comp.graph.edges for a, b in zip(nodes, nodes[1:]))
+    with pytest.raises(ValueError, match="cot must be"):
+        ProsQAConfig(cot="path")
+
+
 def _max_parents(record) -> int:
     from lrm_jax.traces.logic import parse_question
 

@@ -7,6 +7,9 @@ from node 0, 2: from node 1). Parentless nodes are people, the others concepts. 
 asks whether the root (node 0, or node 1 with the labels swapped) is a target leaf (reachable
 from it only) or a distractor leaf (reachable from the other seed only). Steps are the edges of
 one shortest path; graphs whose shortest path falls outside [min_path, max_path] are redrawn.
+`cot="concepts"` writes the path as its nodes instead, the root and the first concept in the
+first step ("Tom rompus", then "kerpus", ...): each next node is then a lookup from the token
+just written (the CPU-sized variant; see the ProntoQA generator).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ class ProsQAConfig:
     min_path: int = 3
     max_path: int = 6
     max_tries: int = 1000
+    cot: str = "sentences"  # or "concepts": the path's nodes, one step per edge
 
     def __post_init__(self):
         if not 4 <= self.min_nodes <= self.max_nodes:
@@ -37,6 +41,8 @@ class ProsQAConfig:
             raise ValueError(f"prosqa: max_nodes is limited to {len(CONCEPTS) + len(PEOPLE)} names")
         if not 1 <= self.min_path <= self.max_path:
             raise ValueError("prosqa: need 1 <= min_path <= max_path")
+        if self.cot not in ("sentences", "concepts"):
+            raise ValueError(f"prosqa: cot must be 'sentences' or 'concepts', got {self.cot!r}")
 
 
 def _shortest_path(edges_out, src, dst):
@@ -118,7 +124,10 @@ def _one(cfg: ProsQAConfig, rng: np.random.Generator) -> Record | None:
         options.reverse()
     question = " ".join(sentence(*edges[k]) for k in order)
     question += f" Is {names[root]} a {options[0]} or {options[1]}?"
-    steps = tuple(sentence(path[k], path[k + 1]) for k in range(len(path) - 1))
+    if cfg.cot == "concepts":
+        steps = (f"{names[root]} {names[path[1]]}", *(names[v] for v in path[2:]))
+    else:
+        steps = tuple(sentence(path[k], path[k + 1]) for k in range(len(path) - 1))
     graph = Graph(tuple(names), tuple(edges), root, target, neg)
     return Record(question, steps, f"{names[root]} is a {names[target]}.", graph)
 
