@@ -1,7 +1,7 @@
 """Learnability probe: does a tiny GPT-2 learn in-context associative recall within a step budget?
 
     python -m benchmarks.recall_probe [--steps 3000] [--positions learned|rope] [--lr 1e-3] [--torch]
-                                      [--key-smear 1] [--token-conv 3] [--layers 4] [--template rules]
+                                      [--key-smear 1] [--token-conv 3] [--layers 4] [--template rules|compact]
                                       [--init-std 0.02]
 
 Each sequence is `k1 v1 k2 v2 ... kN vN kq` and the model must answer `vq` (keys from 32 tokens,
@@ -11,7 +11,8 @@ content, return its neighbour. Picking one of the in-context values at random sc
 question is whether the binding itself is learned. `--torch` trains transformers'
 GPT2LMHeadModel of the same shape with the same data and optimiser, so a failure can be told
 apart from a bug in our model. `--template rules` writes each pair as `Every k is v .` and asks
-`Every kq is`, the exact shape of a logic step. Prints loss and accuracy on a fresh batch every `--every` steps.
+`Every kq is`, the exact shape of a logic step; `--template compact` asks `kq` instead (the
+shape of the chain-of-concepts CoT, where the answering position holds the key). Prints loss and accuracy on a fresh batch every `--every` steps.
 """
 
 from __future__ import annotations
