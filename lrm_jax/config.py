@@ -54,8 +54,10 @@ class ModelConfig:
     # init. A query can then find a token by what came before it, the step of in-context lookup
     # ("the rule whose subject is X") that tiny models otherwise take thousands of steps to
     # build from two attention layers: on the recall probe 0.999 after 1,000 steps (plain GPT-2:
-    # 0.2 after 10,000), though not when a token separates key and answer, as in the logic
-    # tasks (RESULTS.md). 0 = off (plain GPT-2; such models cannot be exported as HF GPT-2).
+    # 0.2 after 10,000), and the CPU logic task with a chain-of-concepts CoT (100% in 1,250
+    # steps), though not when a token separates the asking position from the key, as in
+    # COCONUT's sentence steps (RESULTS.md). 0 = off (plain GPT-2; such models cannot be
+    # exported as HF GPT-2).
     key_smear: int = 0
     # Token convolution: each block's attention input (ln_1 output) y_t becomes
     # y_t + sum_j w_j * y_(j-th earlier token), a learned per-channel (depthwise) causal
