@@ -79,7 +79,8 @@ TASKS = {
     "logic": (LOGIC, [
         Job("cot", "cot", 2.5, COT), Job("nocot", "nocot", 0.5, COT),
         Job("coconut", "coconut", 2.0, COCONUT + ("data.n_train=4000", "method.max_latent_stage=2", "train.num_epochs=3"), "cot"),
-        Job("codi", "codi", 1.0, CODI + ("data.n_train=3000",), "cot"),
+        # The teacher keeps its last step, the final lookup (configs/prontoqa_cpu_codi.yaml).
+        Job("codi", "codi", 1.0, CODI + ("data.n_train=3000", "method.drop_last_step=false"), "cot"),
     ]),
 }
 QUICK = ("data.n_train=256", "data.n_valid=16", "model.n_layer=1", "model.n_embd=32", "model.n_head=2",
