@@ -77,8 +77,8 @@ TASKS = {
     # (configs/prontoqa_cpu_cot.yaml says why): at this size that is what makes its lookups
     # learnable within a few minutes (RESULTS.md, logic section).
     "logic": (LOGIC, [
-        Job("cot", "cot", 2.5, COT), Job("nocot", "nocot", 0.5, COT),
-        Job("coconut", "coconut", 2.0, COCONUT + ("data.n_train=4000", "method.max_latent_stage=2", "train.num_epochs=3"), "cot"),
+        Job("cot", "cot", 2.0, COT), Job("nocot", "nocot", 0.5, COT),
+        Job("coconut", "coconut", 3.0, COCONUT + ("method.max_latent_stage=2", "train.num_epochs=3"), "cot"),
         # The teacher keeps its last step, the final lookup (configs/prontoqa_cpu_codi.yaml).
         Job("codi", "codi", 1.0, CODI + ("data.n_train=3000", "method.drop_last_step=false"), "cot"),
     ]),

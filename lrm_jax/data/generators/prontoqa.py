@@ -112,19 +112,13 @@ def _one(cfg: ProntoQAConfig, rng: np.random.Generator, want_true: bool) -> Reco
 
     conclusion = f"{'' if sign else 'not '}{prop}"
     if cfg.cot == "concepts":
-        return Record(
-            question, (*chain, conclusion), "True" if want_true else "False",
-            extra={"chain_concepts": chain},
-        )
-    cot = []
-    for k in range(hops - 1):
-        cot.append(f"{subject} is {article(chain[k])} {chain[k]}. {chain_rules[k]}")
-    cot.append(f"{subject} is {article(chain[-1])} {chain[-1]}. {final_rule}")
-    cot.append(f"{subject} is {conclusion}.")
-    return Record(
-        question, tuple(cot), "True" if want_true else "False",
-        extra={"chain_concepts": chain},
-    )
+        steps = (*chain, conclusion)
+    else:
+        steps = tuple(
+            f"{subject} is {article(chain[k])} {chain[k]}. {rule}"
+            for k, rule in enumerate(chain_rules + [final_rule])
+        ) + (f"{subject} is {conclusion}.",)
+    return Record(question, steps, "True" if want_true else "False", extra={"chain_concepts": chain})
 
 
 def generate_prontoqa(cfg: ProntoQAConfig, n: int, seed: int) -> list[Record]:
