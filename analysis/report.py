@@ -68,6 +68,12 @@ def write_report(out: Path, models: list[dict], studies: list[dict], *, quick: b
                 continue
             acc = v["per_k"]["none"]["accuracy"]
             needed = acc[-1] - acc[0]
+            nocot = next((m["accuracy"] for m in models if m["task"] == s["task"] and m["method"] == "nocot"), None)
+            if nocot is not None and acc[-1] <= nocot + 0.05:
+                lines.append(f"- {s['task']}, {v['label']}: with all its thoughts ({_pct(acc[-1])}) it is no better "
+                             f"than No-CoT ({_pct(nocot)}): it has not learned to use them, so this says nothing "
+                             "about whether they are needed.")
+                continue
             words = ("the thoughts are needed: removing them costs " if needed > 0.10 else
                      "the thoughts are hardly needed: removing them changes accuracy by ")
             lines.append(f"- {s['task']}, {v['label']}: {words}{100 * needed:+.1f} points "

@@ -42,3 +42,25 @@ def test_report_says_which_cot_models_learned_and_why_logic_did_not(tmp_path):
     models[1]["accuracy"] = 0.95
     write_report(tmp_path, models, [], quick=False, minutes=2.0)
     assert "Why, as far as we know" not in (tmp_path / "README.md").read_text()
+
+
+def test_report_does_not_read_necessity_into_a_latent_model_at_no_cot_level(tmp_path):
+    """A latent model no better than No-CoT has not learned to use its thoughts: the report
+    must not call them "hardly needed"; a learned one gets the necessity verdict."""
+    from analysis.report import write_report
+
+    def nec(acc_none):
+        return {"n": 10, "label": "COCONUT", "family": "coconut", "accuracy_full": acc_none[-1],
+                "first_match_pct_mean": 40.0, "first_match_pct_sd": 5.0, "stable_match_pct_mean": 50.0,
+                "stable_match_pct_sd": 5.0, "no_reasoning_needed": 0.3, "per_k": {"none": {"accuracy": acc_none}}}
+
+    models = [{"task": "logic", "method": m, "steps": 1, "minutes": 1.0, "stopped": "finished", "accuracy": a}
+              for m, a in (("cot", 0.99), ("nocot", 0.50))]
+    studies = [{"task": "logic", "name": "coconut", "method": "coconut", "necessity": nec([0.52, 0.50, 0.51])}]
+    write_report(tmp_path, models, studies, quick=False, minutes=1.0)
+    readme = (tmp_path / "README.md").read_text()
+    assert "no better than No-CoT (50.0%)" in readme and "hardly needed" not in readme
+    studies[0]["necessity"] = nec([0.49, 0.51, 0.98])
+    write_report(tmp_path, models, studies, quick=False, minutes=1.0)
+    readme = (tmp_path / "README.md").read_text()
+    assert "the thoughts are needed: removing them costs +49.0 points" in readme
