@@ -12,7 +12,8 @@ question is whether the binding itself is learned. `--torch` trains transformers
 GPT2LMHeadModel of the same shape with the same data and optimiser, so a failure can be told
 apart from a bug in our model. `--template rules` writes each pair as `Every k is v .` and asks
 `Every kq is`, the exact shape of a logic step; `--template compact` asks `kq` instead (the
-shape of the chain-of-concepts CoT, where the answering position holds the key). Prints loss and accuracy on a fresh batch every `--every` steps.
+shape of the chain-of-concepts CoT, where the answering position holds the key). Prints loss
+and accuracy on a fresh batch every `--every` steps.
 """
 
 from __future__ import annotations
@@ -127,7 +128,8 @@ def main(argv=None):
                    help="model.key_smear: mix the keys of this many previous tokens into each key")
     p.add_argument("--init-std", type=float, default=0.02, help="model.init_std (GPT-2: 0.02)")
     p.add_argument("--template", default="pairs", choices=["pairs", "rules", "compact"],
-                   help="pairs: `k1 v1 ... kq` -> vq; rules: `Every k1 is v1 . ... Every kq is` -> vq")
+                   help="pairs: `k1 v1 ... kq` -> vq; rules: `Every k1 is v1 . ... Every kq is` -> vq; "
+                        "compact: the rules, asked as `kq` -> vq")
     p.add_argument("--every", type=int, default=500)
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
