@@ -63,9 +63,9 @@ class ModelConfig:
     # y_t + sum_j w_j * y_(j-th earlier token), a learned per-channel (depthwise) causal
     # convolution over the `token_conv` previous unmasked tokens, zero at init (the "short
     # convolution" of H3/Based, Allen-Zhu's "Canon layers"). Queries, keys and values then all
-    # see the few tokens before them: recall probe 0.985 after 1,500 steps; the logic task (sentence steps) and
-    # the probe's "Every k is v" form still not learned (RESULTS.md). 0 = off (plain GPT-2; such
-    # models cannot be exported as HF GPT-2).
+    # see the few tokens before them: recall probe 0.985 after 1,500 steps; the logic task with
+    # sentence steps and the probe's "Every k is v" form still not learned (RESULTS.md). 0 = off
+    # (plain GPT-2; such models cannot be exported as HF GPT-2).
     token_conv: int = 0
 
     def __post_init__(self):
