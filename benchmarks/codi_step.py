@@ -1,17 +1,18 @@
 """CODI training step: ours (teacher + student) against a PyTorch + transformers implementation of
 the reference algorithm, and the student loop's cost relative to the teacher pass (issue #4).
 
-    python -m benchmarks.codi_step [--steps 5] [--skip-torch]
+    python -m benchmarks.codi_step [--size tiny|small] [--steps 5] [--batch B] [--skip-torch]
 
 Synthetic GSM8k-Aug-shaped records: a question of 100-150 tokens, a CoT of 30-50 tokens, an
-answer of 4 tokens; 6 thoughts; GPT-2-shaped model L=4, d=256, H=4, vocab 515, projection 256;
-batch 32. Both sides compute student CE + teacher CE + SmoothL1/std distillation over all
+answer of 4 tokens; 6 thoughts; GPT-2-shaped model, tiny L=4, d=256, H=4, vocab 515 (batch 32)
+or GPT-2 small L=12, d=768, H=12, vocab 50260 (batch 8); projection d. Both sides compute student CE + teacher CE + SmoothL1/std distillation over all
 layers at the token before the answer, then AdamW. The torch side follows the reference
 (codi.md section 2): the question with <bot> in one pass (cache kept), 6 single-token passes fed
 prj(last hidden state), then the answer segment, and the teacher sequence twice (under no_grad
 for the targets, with gradients for its CE). Ours: lrm_jax.training.distill.codi_loss. Also
 timed: our teacher rows alone (a CoT step on the same rows) to give the student loop's cost.
-Median of --steps after 2 warm-ups; prints a markdown table and a JSON line.
+Median of --steps after 2 warm-ups; prints a markdown table and a JSON line. On a GPU both sides
+run there, TF32 matrix products on both (see benchmarks/train_step.py).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import json
 import platform
 import statistics
 import time
+from typing import NamedTuple
 
 from lrm_jax.host_devices import split_cpu_host
 
@@ -39,13 +41,26 @@ from lrm_jax.model.gpt2 import count_params, init_model
 from lrm_jax.training.distill import codi_loss, token_ce
 from lrm_jax.model.gpt2 import positions_from_mask
 from lrm_jax.training.state import TrainState, init_state
+from benchmarks.train_step import torch_device
 
-L, D, H, V, B, Z = 4, 256, 4, 515, 32, 6
+Z = 6
 BOT, EOT, PAD, HASH = 1, 2, 0, 3
 
 
-def synthetic(seed: int = 0):
+class Dims(NamedTuple):
+    L: int
+    D: int
+    H: int
+    V: int
+    B: int
+
+
+SIZES = {"tiny": Dims(4, 256, 4, 515, 32), "small": Dims(12, 768, 12, 50260, 8)}
+
+
+def synthetic(dims: Dims, seed: int = 0):
     """(our layout batch, torch tensors) describing the same records."""
+    V, B = dims.V, dims.B
     rng = np.random.default_rng(seed)
     layout = Layout(max_question_len=150, max_latent_stage=1, c_thought=Z, max_rest_len=58)
     P, T = layout.n_prefix, layout.length
@@ -75,8 +90,9 @@ def synthetic(seed: int = 0):
     return layout, {"ids": ids, "mask": mask, "loss_mask": loss, "distill": distill}, recs
 
 
-def jax_times(layout, batch, steps):
-    cfg = ModelConfig(vocab_size=V, n_positions=layout.length + 8, n_embd=D, n_layer=L, n_head=H, projection_dim=D)
+def jax_times(dims: Dims, layout, batch, steps):
+    cfg = ModelConfig(vocab_size=dims.V, n_positions=layout.length + 8, n_embd=dims.D, n_layer=dims.L,
+                      n_head=dims.H, projection_dim=dims.D)
     model = init_model(cfg, 0)
     graphdef, params = nnx.split(model, nnx.Param)
     tx = optax.adamw(1e-4, weight_decay=0.1)
@@ -109,14 +125,15 @@ def jax_times(layout, batch, steps):
     return out, count_params(model)
 
 
-def torch_time(layout, recs, steps):
+def torch_time(dims: Dims, layout, recs, steps):
     import torch
 
     from benchmarks.torch_coconut import make_model
 
-    torch.set_num_threads(2)
-    model = make_model(V, L, D, H, layout.length + 8).train()
-    prj = torch.nn.Sequential(torch.nn.Linear(D, D), torch.nn.GELU(), torch.nn.Linear(D, D), torch.nn.LayerNorm(D))
+    L, D, H, V, B = dims
+    dev, sync = torch_device()
+    model = make_model(V, L, D, H, layout.length + 8).to(dev).train()
+    prj = torch.nn.Sequential(torch.nn.Linear(D, D), torch.nn.GELU(), torch.nn.Linear(D, D), torch.nn.LayerNorm(D)).to(dev)
     opt = torch.optim.AdamW(list(model.parameters()) + list(prj.parameters()), lr=1e-4, weight_decay=0.1)
     Pq = max(len(q) for q, _, _ in recs) + 1
     q_ids = torch.zeros(B, Pq, dtype=torch.long)
@@ -138,17 +155,19 @@ def torch_time(layout, recs, steps):
         t_ids[b, : len(seq)], t_mask[b, : len(seq)] = torch.tensor(seq), 1
         t_lab[b, len(q) : len(seq)] = torch.tensor(c + a)
         t_pos[b] = len(q) + len(c)  # the "###" token: the one before the answer
-    ar = torch.arange(B)
+    q_ids, q_mask, a_ids, a_lab, t_ids, t_mask, t_lab, t_pos = (
+        x.to(dev) for x in (q_ids, q_mask, a_ids, a_lab, t_ids, t_mask, t_lab, t_pos))
+    ar = torch.arange(B, device=dev)
 
     def loss_fn():
         out = model(input_ids=q_ids, attention_mask=q_mask, use_cache=True, output_hidden_states=True)
         cache, mask = out.past_key_values, q_mask
         z = prj(out.hidden_states[-1][:, -1:])
         for _ in range(Z):
-            mask = torch.cat([mask, torch.ones(B, 1, dtype=torch.long)], 1)
+            mask = torch.cat([mask, torch.ones(B, 1, dtype=torch.long, device=dev)], 1)
             out = model(inputs_embeds=z, attention_mask=mask, past_key_values=cache, use_cache=True, output_hidden_states=True)
             cache, z = out.past_key_values, prj(out.hidden_states[-1][:, -1:])
-        mask = torch.cat([mask, torch.ones(B, A, dtype=torch.long)], 1)
+        mask = torch.cat([mask, torch.ones(B, A, dtype=torch.long, device=dev)], 1)
         out = model(input_ids=a_ids, attention_mask=mask, past_key_values=cache, output_hidden_states=True)
         logits = out.logits
         l_student = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, V), a_lab[:, 1:].reshape(-1), ignore_index=-100)
@@ -164,11 +183,13 @@ def torch_time(layout, recs, steps):
 
     times = []
     for i in range(2 + steps):
+        sync()
         t = time.perf_counter()
         loss = loss_fn()
         loss.backward()
         opt.step()
         opt.zero_grad()
+        sync()
         if i >= 2:
             times.append(time.perf_counter() - t)
     return statistics.median(times)
@@ -176,16 +197,22 @@ def torch_time(layout, recs, steps):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--size", default="tiny", choices=sorted(SIZES))
     p.add_argument("--steps", type=int, default=5)
+    p.add_argument("--batch", type=int, default=0, help="rows per step (default: the size's own)")
     p.add_argument("--skip-torch", action="store_true")
     args = p.parse_args(argv)
-    layout, batch, recs = synthetic()
-    ours, n_params = jax_times(layout, batch, args.steps)
+    dims = SIZES[args.size]
+    dims = dims._replace(B=args.batch or dims.B)
+    layout, batch, recs = synthetic(dims)
+    ours, n_params = jax_times(dims, layout, batch, args.steps)
     rows = {"lrm_jax codi (student + teacher)": ours["codi"], "lrm_jax teacher rows only (CoT step)": ours["teacher"]}
     if not args.skip_torch:
-        rows["torch reference algorithm (teacher twice, per-thought passes)"] = torch_time(layout, recs, args.steps)
+        rows["torch reference algorithm (teacher twice, per-thought passes)"] = torch_time(dims, layout, recs, args.steps)
     tokens = int(batch["mask"].sum())
-    print(f"machine: {platform.processor() or platform.machine()}, jax {jax.__version__}, {jax.device_count()} device(s); "
+    L, D, H, V, B = dims
+    print(f"machine: {platform.processor() or platform.machine()}, jax {jax.__version__}, {jax.device_count()} "
+          f"{jax.default_backend()} device(s) ({jax.devices()[0].device_kind}); "
           f"L={L} d={D} H={H} V={V} params={n_params:,}; B={B}, {Z} thoughts; {tokens} real tokens per step")
     print("| variant | s/step | real tokens/s |\n|---|---|---|")
     for name, sec in rows.items():

@@ -24,14 +24,17 @@ def make_model(vocab_size: int, n_layer: int, n_embd: int, n_head: int, n_positi
     return GPT2LMHeadModel(cfg)
 
 
-def coconut_loss(model: GPT2LMHeadModel, ids, mask, labels, n_prefix: int, n_latent: int) -> torch.Tensor:
+def coconut_loss(model: GPT2LMHeadModel, ids, mask, labels, n_prefix: int, n_latent: int,
+                 feedback: str = "index_put") -> torch.Tensor:
     """Same static layout as lrm_jax: latent slots at columns [n_prefix, n_prefix + n_latent)."""
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
     embeds = model.transformer.wte(ids)
     cache = DynamicCache()
     logits = []
-    ranges = [(0, n_prefix)] + [(n_prefix + z, n_prefix + z + 1) for z in range(n_latent)]
-    ranges.append((n_prefix + n_latent, ids.shape[1]))
+    # n_latent + 1 passes: the prefix, then one column per thought except the last, whose column
+    # opens the final pass (each pass's last hidden state is the next column's thought).
+    ranges = [(0, n_prefix)] + [(n_prefix + z, n_prefix + z + 1) for z in range(n_latent - 1)]
+    ranges.append((n_prefix + n_latent - 1, ids.shape[1]))
     for p, (start, end) in enumerate(ranges):
         out = model(
             inputs_embeds=embeds[:, start:end], attention_mask=mask[:, :end],
@@ -43,11 +46,24 @@ def coconut_loss(model: GPT2LMHeadModel, ids, mask, labels, n_prefix: int, n_lat
         if p < len(ranges) - 1:
             # The next slot's input is this pass's last hidden state (post ln_f).
             thought = out.hidden_states[-1][:, -1]
-            col = torch.full((ids.shape[0],), end, dtype=torch.long)
-            embeds = embeds.index_put((torch.arange(ids.shape[0]), col), thought)
+            embeds = write_thought(embeds, end, thought, feedback)
     logits = torch.cat(logits, dim=1)
     shift = logits[:, :-1].reshape(-1, logits.shape[-1])
     return torch.nn.functional.cross_entropy(shift, labels[:, 1:].reshape(-1), ignore_index=-100)
+
+
+def write_thought(embeds_BxTxD, col: int, thought_BxD, feedback: str):
+    """The embeddings with column `col` of every row replaced by `thought_BxD`, out of place."""
+    B, T, _ = embeds_BxTxD.shape
+    if feedback == "index_put":
+        rows = torch.arange(B, device=embeds_BxTxD.device)
+        return embeds_BxTxD.index_put((rows, torch.full_like(rows, col)), thought_BxD)
+    if feedback != "restack":
+        raise ValueError(f"feedback must be 'index_put' or 'restack', got {feedback!r}")
+    vectors = [[embeds_BxTxD[b, t] for t in range(T)] for b in range(B)]
+    for b in range(B):
+        vectors[b][col] = thought_BxD[b]
+    return torch.stack([torch.stack(row) for row in vectors])
 
 
 def plain_loss(model: GPT2LMHeadModel, ids, mask, labels) -> torch.Tensor:

@@ -1,13 +1,19 @@
 """Training-step throughput: our COCONUT step vs a PyTorch n+1-pass baseline, our CoT step, MFU.
 
-    python -m benchmarks.train_step [--size tiny|small] [--steps 5] [--skip-torch]
+    python -m benchmarks.train_step [--size tiny|small] [--steps 5] [--batch B] [--skip-torch]
+                                    [--reference-feedback]
 
 Batches mirror perf-anchors.md: synthetic ProsQA at stage 6 with `pad_latent_to_max`: a question
 of 200-300 random tokens, the start marker, 6 thought slots, the end marker and 9-11 answer
 tokens, left-padded so the thought slots line up. Every step is forward + backward + AdamW;
 each variant runs 2 warm-up steps and reports the median of `--steps`. Tokens/s counts all B*T
 positions (padding included), as perf-anchors.md does; MFU = 6*N*B*T / time / matmul peak,
-with the peak measured in the same run (2048^3 fp32 matmul, best of 10).
+with the peak measured in the same run (fp32 matmul of 2048^3 on CPU, 8192^3 on a GPU, best of 10).
+
+On a GPU both sides run there (JAX's default backend, torch's "cuda"), fp32 parameters with
+TF32 matrix products on both sides (JAX's default for fp32 on GPU; torch is told to allow it).
+`--reference-feedback` also times the torch baseline with the reference's own way of writing a
+thought (benchmarks/torch_coconut.py: 16-22x a plain pass at the tiny size on CPU).
 """
 
 from __future__ import annotations
@@ -62,11 +68,24 @@ def synthetic_batch(vocab: int, batch: int, seed: int = 0):
 
 
 def matmul_peak() -> float:
-    a = jnp.ones((2048, 2048), jnp.float32)
+    n = 2048 if jax.default_backend() == "cpu" else 8192
+    a = jnp.ones((n, n), jnp.float32)
     f = jax.jit(lambda x, y: x @ y)
     f(a, a).block_until_ready()
     best = min(_timed(lambda: f(a, a).block_until_ready()) for _ in range(10))
-    return 2 * 2048**3 / best
+    return 2 * n**3 / best
+
+
+def torch_device():
+    """(device, synchronize): CUDA when torch sees one, else 2 CPU threads as on this machine."""
+    import torch
+
+    if torch.cuda.is_available():
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        return torch.device("cuda"), torch.cuda.synchronize
+    torch.set_num_threads(2)
+    return torch.device("cpu"), lambda: None
 
 
 def _timed(fn) -> float:
@@ -101,29 +120,32 @@ def jax_step_time(cfg: ModelConfig, layout, batch, method: str, steps: int, micr
     return statistics.median(times), count_params(model)
 
 
-def torch_step_time(size, layout, batch, method: str, steps: int) -> float:
+def torch_step_time(size, layout, batch, method: str, steps: int, feedback: str = "index_put") -> float:
     import torch
 
     from benchmarks.torch_coconut import coconut_loss, make_model, plain_loss
 
-    torch.set_num_threads(2)
+    dev, sync = torch_device()
     n_layer, n_embd, n_head, vocab, _ = size
-    model = make_model(vocab, n_layer, n_embd, n_head, layout.length + 8).train()
+    model = make_model(vocab, n_layer, n_embd, n_head, layout.length + 8).to(dev).train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.01)
     ids = torch.tensor(batch["ids"], dtype=torch.long)
     mask = torch.tensor(batch["mask"], dtype=torch.long)
     labels = ids.clone()
     labels[torch.tensor(np.roll(batch["loss_mask"], 1, axis=1)) == 0] = -100
+    ids, mask, labels = ids.to(dev), mask.to(dev), labels.to(dev)
     times = []
     for i in range(2 + steps):
+        sync()
         t = time.perf_counter()
         if method == "coconut":
-            loss = coconut_loss(model, ids, mask, labels, layout.n_prefix, layout.n_latent)
+            loss = coconut_loss(model, ids, mask, labels, layout.n_prefix, layout.n_latent, feedback)
         else:
             loss = plain_loss(model, ids, mask, labels)
         loss.backward()
         opt.step()
         opt.zero_grad()
+        sync()
         if i >= 2:
             times.append(time.perf_counter() - t)
     return statistics.median(times)
@@ -133,12 +155,16 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--size", default="tiny", choices=sorted(SIZES))
     p.add_argument("--steps", type=int, default=5)
+    p.add_argument("--batch", type=int, default=0, help="rows per step (default: the size's own)")
     p.add_argument("--skip-torch", action="store_true")
+    p.add_argument("--reference-feedback", action="store_true",
+                   help="also time the torch baseline writing thoughts the reference's way (slow)")
     p.add_argument("--micro", type=int, default=0,
                    help="also time our steps with the rows split into this many chunks inside the step")
     args = p.parse_args(argv)
     size = SIZES[args.size]
     n_layer, n_embd, n_head, vocab, B = size
+    B = args.batch or B
     layout, batch = synthetic_batch(vocab, B)
     T = layout.length
     cfg = ModelConfig(vocab_size=vocab, n_positions=T + 8, n_embd=n_embd, n_layer=n_layer, n_head=n_head)
@@ -156,8 +182,13 @@ def main(argv=None):
         rows["torch n+1-pass coconut"] = torch_step_time(size, layout, batch, "coconut", args.steps)
         print(f"torch n+1-pass coconut: {rows['torch n+1-pass coconut']:.3f} s/step", flush=True)
         rows["torch plain pass"] = torch_step_time(size, layout, batch, "cot", args.steps)
+        if args.reference_feedback:
+            sec = torch_step_time(size, layout, batch, "coconut", args.steps, feedback="restack")
+            rows["torch n+1-pass coconut, reference feedback"] = sec
+            print(f"torch n+1-pass coconut, reference feedback: {sec:.3f} s/step", flush=True)
     tokens = B * T
-    print(f"machine: {platform.processor() or platform.machine()}, {jax.device_count()} device(s), "
+    print(f"machine: {platform.processor() or platform.machine()}, {jax.device_count()} {jax.default_backend()} "
+          f"device(s) ({jax.devices()[0].device_kind}), "
           f"jax {jax.__version__}; size {args.size}: L={n_layer} d={n_embd} H={n_head} V={vocab} "
           f"params={n_params:,}; B x T = {B} x {T}; matmul peak {peak / 1e9:.0f} GFLOP/s")
     print("| variant | s/step | tokens/s (all positions) | MFU |")
@@ -169,6 +200,8 @@ def main(argv=None):
     summary = {"latent_overhead_vs_our_cot": ours / rows["lrm_jax cot"]}
     if not args.skip_torch:
         summary["speedup_vs_torch_n+1_pass"] = rows["torch n+1-pass coconut"] / ours
+        if args.reference_feedback:
+            summary["speedup_vs_torch_reference_feedback"] = rows["torch n+1-pass coconut, reference feedback"] / ours
     if args.micro > 1:
         chunked = rows[f"lrm_jax coconut, {args.micro} chunks"]
         summary["chunked_speedup_vs_whole_batch"] = ours / chunked
