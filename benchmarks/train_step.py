@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import time
@@ -27,6 +28,8 @@ import time
 from lrm_jax.host_devices import split_cpu_host
 
 split_cpu_host()  # as the trainer does; XLA_FLAGS=--xla_force_host_platform_device_count=1 for one device
+# On a GPU torch shares the device with us in this process: JAX must not take 75% of it up front.
+os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 
 import jax
 import jax.numpy as jnp
