@@ -4,13 +4,14 @@ the reference algorithm, and the student loop's cost relative to the teacher pas
     python -m benchmarks.codi_step [--size tiny|small] [--steps 5] [--batch B] [--skip-torch]
 
 Synthetic GSM8k-Aug-shaped records: a question of 100-150 tokens, a CoT of 30-50 tokens, an
-answer of 4 tokens; 6 thoughts; GPT-2-shaped model, tiny L=4, d=256, H=4, vocab 515 (batch 32)
-or GPT-2 small L=12, d=768, H=12, vocab 50260 (batch 8); projection d. Both sides compute student CE + teacher CE + SmoothL1/std distillation over all
-layers at the token before the answer, then AdamW. The torch side follows the reference
-(codi.md section 2): the question with <bot> in one pass (cache kept), 6 single-token passes fed
-prj(last hidden state), then the answer segment, and the teacher sequence twice (under no_grad
-for the targets, with gradients for its CE). Ours: lrm_jax.training.distill.codi_loss. Also
-timed: our teacher rows alone (a CoT step on the same rows) to give the student loop's cost.
+answer of 4 tokens; 6 thoughts; a GPT-2-shaped model, tiny (L=4, d=256, H=4, vocab 515, batch 32)
+or GPT-2 small (L=12, d=768, H=12, vocab 50260, batch 8), projection width d. Both sides compute
+student CE + teacher CE + SmoothL1/std distillation over all layers at the token before the
+answer, then AdamW. The torch side follows the reference (codi.md section 2): the question with
+<bot> in one pass (cache kept), 6 single-token passes fed prj(last hidden state), then the
+answer segment, and the teacher sequence twice (under no_grad for the targets, with gradients
+for its CE). Ours: lrm_jax.training.distill.codi_loss. Also timed: our teacher rows alone (a CoT
+step on the same rows) to give the student loop's cost.
 Median of --steps after 2 warm-ups; prints a markdown table and a JSON line. On a GPU both sides
 run there, TF32 matrix products on both (see benchmarks/train_step.py).
 """
@@ -219,7 +220,7 @@ def main(argv=None):
           f"L={L} d={D} H={H} V={V} params={n_params:,}; B={B}, {Z} thoughts; {tokens} real tokens per step")
     print("| variant | s/step | real tokens/s |\n|---|---|---|")
     for name, sec in rows.items():
-        print(f"| {name} | {sec:.3f} | {tokens / sec:,.0f} |")
+        print(f"| {name} | {sec:.4g} | {tokens / sec:,.0f} |")
     summary = {"student_loop_cost_vs_teacher_pass": round((ours["codi"] - ours["teacher"]) / ours["teacher"], 3)}
     if not args.skip_torch:
         summary["speedup_vs_torch"] = round(rows["torch reference algorithm (teacher twice, per-thought passes)"] / ours["codi"], 3)

@@ -176,19 +176,19 @@ def main(argv=None):
     for method in ("coconut", "cot"):
         sec, n_params = jax_step_time(cfg, layout, batch, method, args.steps)
         rows[f"lrm_jax {method}"] = sec
-        print(f"lrm_jax {method}: {sec:.3f} s/step", flush=True)
+        print(f"lrm_jax {method}: {sec:.4g} s/step", flush=True)
         if args.micro > 1:
             sec, _ = jax_step_time(cfg, layout, batch, method, args.steps, args.micro)
             rows[f"lrm_jax {method}, {args.micro} chunks"] = sec
-            print(f"lrm_jax {method}, {args.micro} chunks: {sec:.3f} s/step", flush=True)
+            print(f"lrm_jax {method}, {args.micro} chunks: {sec:.4g} s/step", flush=True)
     if not args.skip_torch:
         rows["torch n+1-pass coconut"] = torch_step_time(size, layout, batch, "coconut", args.steps)
-        print(f"torch n+1-pass coconut: {rows['torch n+1-pass coconut']:.3f} s/step", flush=True)
+        print(f"torch n+1-pass coconut: {rows['torch n+1-pass coconut']:.4g} s/step", flush=True)
         rows["torch plain pass"] = torch_step_time(size, layout, batch, "cot", args.steps)
         if args.reference_feedback:
             sec = torch_step_time(size, layout, batch, "coconut", args.steps, feedback="restack")
             rows["torch n+1-pass coconut, reference feedback"] = sec
-            print(f"torch n+1-pass coconut, reference feedback: {sec:.3f} s/step", flush=True)
+            print(f"torch n+1-pass coconut, reference feedback: {sec:.4g} s/step", flush=True)
     tokens = B * T
     print(f"machine: {platform.processor() or platform.machine()}, {jax.device_count()} {jax.default_backend()} "
           f"device(s) ({jax.devices()[0].device_kind}), "
@@ -198,7 +198,7 @@ def main(argv=None):
     print("|---|---|---|---|")
     for name, sec in rows.items():
         mfu = 6 * n_params * tokens / sec / peak
-        print(f"| {name} | {sec:.3f} | {tokens / sec:,.0f} | {100 * mfu:.1f}% |")
+        print(f"| {name} | {sec:.4g} | {tokens / sec:,.0f} | {100 * mfu:.1f}% |")
     ours = rows["lrm_jax coconut"]
     summary = {"latent_overhead_vs_our_cot": ours / rows["lrm_jax cot"]}
     if not args.skip_torch:
