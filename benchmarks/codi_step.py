@@ -45,7 +45,6 @@ from lrm_jax.model.gpt2 import count_params, init_model
 from lrm_jax.training.distill import codi_loss, token_ce
 from lrm_jax.model.gpt2 import positions_from_mask
 from lrm_jax.training.state import TrainState, init_state
-from benchmarks.train_step import torch_device
 
 Z = 6
 BOT, EOT, PAD, HASH = 1, 2, 0, 3
@@ -132,7 +131,7 @@ def jax_times(dims: Dims, layout, batch, steps):
 def torch_time(dims: Dims, layout, recs, steps):
     import torch
 
-    from benchmarks.torch_coconut import make_model
+    from benchmarks.torch_coconut import make_model, torch_device
 
     L, D, H, V, B = dims
     dev, sync = torch_device()

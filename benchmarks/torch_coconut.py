@@ -15,6 +15,17 @@ import torch
 from transformers import DynamicCache, GPT2Config, GPT2LMHeadModel
 
 
+def torch_device():
+    """(device, synchronize): CUDA when torch sees one (TF32 matmuls allowed, as JAX's fp32 default
+    on a GPU), else 2 CPU threads as on this project's machine."""
+    if torch.cuda.is_available():
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        return torch.device("cuda"), torch.cuda.synchronize
+    torch.set_num_threads(2)
+    return torch.device("cpu"), lambda: None
+
+
 def make_model(vocab_size: int, n_layer: int, n_embd: int, n_head: int, n_positions: int) -> GPT2LMHeadModel:
     cfg = GPT2Config(
         vocab_size=vocab_size, n_layer=n_layer, n_embd=n_embd, n_head=n_head, n_positions=n_positions,

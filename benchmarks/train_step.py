@@ -79,18 +79,6 @@ def matmul_peak() -> float:
     return 2 * n**3 / best
 
 
-def torch_device():
-    """(device, synchronize): CUDA when torch sees one, else 2 CPU threads as on this machine."""
-    import torch
-
-    if torch.cuda.is_available():
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
-        return torch.device("cuda"), torch.cuda.synchronize
-    torch.set_num_threads(2)
-    return torch.device("cpu"), lambda: None
-
-
 def _timed(fn) -> float:
     t = time.perf_counter()
     fn()
@@ -126,7 +114,7 @@ def jax_step_time(cfg: ModelConfig, layout, batch, method: str, steps: int, micr
 def torch_step_time(size, layout, batch, method: str, steps: int, feedback: str = "index_put") -> float:
     import torch
 
-    from benchmarks.torch_coconut import coconut_loss, make_model, plain_loss
+    from benchmarks.torch_coconut import coconut_loss, make_model, plain_loss, torch_device
 
     dev, sync = torch_device()
     n_layer, n_embd, n_head, vocab, _ = size
