@@ -22,8 +22,6 @@ import argparse
 import json
 import os
 import platform
-import statistics
-import time
 from typing import NamedTuple
 
 from lrm_jax.host_devices import split_cpu_host
@@ -39,6 +37,7 @@ import optax
 from flax import nnx
 
 from benchmarks.parallel import data_parallel
+from benchmarks.timing import median_step_seconds
 from lrm_jax.config import MethodConfig, ModelConfig
 from lrm_jax.data.layout import Layout
 from lrm_jax.model.gpt2 import count_params, init_model
@@ -117,21 +116,20 @@ def jax_times(dims: Dims, layout, batch, steps):
         step, put_state, put_batch = data_parallel(step)
         state = put_state(init_state(jax.tree.map(jnp.array, params), tx))
         b = put_batch(batch)
-        times = []
-        for i in range(2 + steps):
-            t = time.perf_counter()
+
+        def run():
+            nonlocal state
             state, loss = step(state, b)
             loss.block_until_ready()
-            if i >= 2:
-                times.append(time.perf_counter() - t)
-        out[name] = statistics.median(times)
+
+        out[name] = median_step_seconds(run, steps)
     return out, count_params(model)
 
 
 def torch_time(dims: Dims, layout, recs, steps):
     import torch
 
-    from benchmarks.torch_coconut import make_model, torch_device
+    from benchmarks.torch_coconut import make_model, torch_device, torch_train_step
 
     L, D, H, V, B = dims
     dev, sync = torch_device()
@@ -184,18 +182,7 @@ def torch_time(dims: Dims, layout, recs, steps):
             kd = kd + torch.nn.functional.smooth_l1_loss(hs[:, 1], tgt) / tgt.std()
         return l_student + l_teacher + kd / len(target)
 
-    times = []
-    for i in range(2 + steps):
-        sync()
-        t = time.perf_counter()
-        loss = loss_fn()
-        loss.backward()
-        opt.step()
-        opt.zero_grad()
-        sync()
-        if i >= 2:
-            times.append(time.perf_counter() - t)
-    return statistics.median(times)
+    return median_step_seconds(torch_train_step(loss_fn, opt, sync), steps)
 
 
 def main(argv=None):

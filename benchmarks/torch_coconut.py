@@ -26,6 +26,16 @@ def torch_device():
     return torch.device("cpu"), lambda: None
 
 
+def torch_train_step(loss_fn, opt, sync):
+    """One training step (forward, backward, AdamW) that returns once the device is done."""
+    def run():
+        loss_fn().backward()
+        opt.step()
+        opt.zero_grad()
+        sync()
+    return run
+
+
 def make_model(vocab_size: int, n_layer: int, n_embd: int, n_head: int, n_positions: int) -> GPT2LMHeadModel:
     cfg = GPT2Config(
         vocab_size=vocab_size, n_layer=n_layer, n_embd=n_embd, n_head=n_head, n_positions=n_positions,

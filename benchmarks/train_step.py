@@ -22,7 +22,6 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import time
 
 from lrm_jax.host_devices import split_cpu_host
@@ -38,6 +37,7 @@ import optax
 from flax import nnx
 
 from benchmarks.parallel import data_parallel
+from benchmarks.timing import median_step_seconds
 from lrm_jax.config import ModelConfig
 from lrm_jax.data.layout import Layout
 from lrm_jax.model.gpt2 import count_params, init_model
@@ -101,20 +101,19 @@ def jax_step_time(cfg: ModelConfig, layout, batch, method: str, steps: int, micr
 
     step, put_state, put_batch = data_parallel(step)
     state, batch = put_state(state), put_batch(batch)
-    times = []
-    for i in range(2 + steps):
-        t = time.perf_counter()
+
+    def run():
+        nonlocal state
         state, loss = step(state, batch)
         loss.block_until_ready()
-        if i >= 2:
-            times.append(time.perf_counter() - t)
-    return statistics.median(times), count_params(model)
+
+    return median_step_seconds(run, steps), count_params(model)
 
 
 def torch_step_time(size, layout, batch, method: str, steps: int, feedback: str = "index_put") -> float:
     import torch
 
-    from benchmarks.torch_coconut import coconut_loss, make_model, plain_loss, torch_device
+    from benchmarks.torch_coconut import coconut_loss, make_model, plain_loss, torch_device, torch_train_step
 
     dev, sync = torch_device()
     n_layer, n_embd, n_head, vocab, _ = size
@@ -125,21 +124,11 @@ def torch_step_time(size, layout, batch, method: str, steps: int, feedback: str 
     labels = ids.clone()
     labels[torch.tensor(np.roll(batch["loss_mask"], 1, axis=1)) == 0] = -100
     ids, mask, labels = ids.to(dev), mask.to(dev), labels.to(dev)
-    times = []
-    for i in range(2 + steps):
-        sync()
-        t = time.perf_counter()
-        if method == "coconut":
-            loss = coconut_loss(model, ids, mask, labels, layout.n_prefix, layout.n_latent, feedback)
-        else:
-            loss = plain_loss(model, ids, mask, labels)
-        loss.backward()
-        opt.step()
-        opt.zero_grad()
-        sync()
-        if i >= 2:
-            times.append(time.perf_counter() - t)
-    return statistics.median(times)
+    if method == "coconut":
+        loss_fn = lambda: coconut_loss(model, ids, mask, labels, layout.n_prefix, layout.n_latent, feedback)  # noqa: E731
+    else:
+        loss_fn = lambda: plain_loss(model, ids, mask, labels)  # noqa: E731
+    return median_step_seconds(torch_train_step(loss_fn, opt, sync), steps)
 
 
 def main(argv=None):
