@@ -131,6 +131,13 @@ def torch_step_time(size, layout, batch, method: str, steps: int, feedback: str 
     return median_step_seconds(torch_train_step(loss_fn, opt, sync), steps)
 
 
+def report_peak_memory(when: str) -> None:
+    """Accelerators only: the CPU client keeps no allocator statistics."""
+    stats = jax.devices()[0].memory_stats() or {}
+    if "peak_bytes_in_use" in stats:
+        print(f"peak device memory {when}: {stats['peak_bytes_in_use'] / 2**30:.2f} GiB", flush=True)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--size", default="tiny", choices=sorted(SIZES))
@@ -148,16 +155,18 @@ def main(argv=None):
     layout, batch = synthetic_batch(vocab, B)
     T = layout.length
     cfg = ModelConfig(vocab_size=vocab, n_positions=T + 8, n_embd=n_embd, n_layer=n_layer, n_head=n_head)
-    peak = matmul_peak()
     rows = {}
     for method in ("coconut", "cot"):
         sec, n_params = jax_step_time(cfg, layout, batch, method, args.steps)
         rows[f"lrm_jax {method}"] = sec
         print(f"lrm_jax {method}: {sec:.4g} s/step", flush=True)
+        if method == "coconut":
+            report_peak_memory("after our COCONUT steps")
         if args.micro > 1:
             sec, _ = jax_step_time(cfg, layout, batch, method, args.steps, args.micro)
             rows[f"lrm_jax {method}, {args.micro} chunks"] = sec
             print(f"lrm_jax {method}, {args.micro} chunks: {sec:.4g} s/step", flush=True)
+    peak = matmul_peak()  # after our steps, so its big operands do not set their memory peak
     if not args.skip_torch:
         rows["torch n+1-pass coconut"] = torch_step_time(size, layout, batch, "coconut", args.steps)
         print(f"torch n+1-pass coconut: {rows['torch n+1-pass coconut']:.4g} s/step", flush=True)
