@@ -127,6 +127,11 @@ class DataConfig:
     tokenizer: str = "word"
     max_question_len: int = 64
     max_rest_len: int = 48
+    # Shorter question widths to pad to (increasing, each < max_question_len): every training
+    # batch holds records of one width, so short questions skip most of the left padding. The
+    # train step compiles once per width. Not for CODI (its teacher and student rows share one
+    # width).
+    question_buckets: tuple[int, ...] = ()
     lenient: bool = False  # skip malformed records (reported) instead of stopping
 
     def __post_init__(self):
@@ -137,6 +142,12 @@ class DataConfig:
         for name in ("n_train", "n_valid", "max_question_len", "max_rest_len"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"data.{name} must be positive")
+        widths = (*self.question_buckets, self.max_question_len)
+        if min(widths) <= 0 or any(a >= b for a, b in zip(widths, widths[1:])):
+            raise ConfigError(
+                f"data.question_buckets must be positive, increasing and below data.max_question_len="
+                f"{self.max_question_len}, got {list(self.question_buckets)}"
+            )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -250,6 +261,8 @@ class RunConfig:
     mesh: MeshConfig = dataclasses.field(default_factory=MeshConfig)
 
     def __post_init__(self):
+        if self.data.question_buckets and self.method.name in CODI_METHODS:
+            raise ConfigError(f"data.question_buckets is not supported by method {self.method.name!r}")
         if self.train.micro_batches > 1 and self.method.name in ("multimode",) + CODI_METHODS:
             raise ConfigError(
                 f"train.micro_batches > 1 needs a single token-mean loss; method {self.method.name!r} "

@@ -64,6 +64,14 @@ class Layout:
     def length(self) -> int:
         return self.n_prefix + self.n_latent + self.max_rest_len
 
+    def with_length(self, length: int) -> "Layout":
+        """This layout narrowed (or widened) in the question only, to rows of `length` columns:
+        how a question-width bucket's batch is read (the thoughts and the rest do not move)."""
+        width = length - 1 - self.n_latent - self.max_rest_len
+        if width <= 0:
+            raise LayoutError(f"rows of {length} columns leave no room for a question in {self}")
+        return dataclasses.replace(self, max_question_len=width)
+
 
 @dataclasses.dataclass
 class Batch:
@@ -76,6 +84,16 @@ class Batch:
 def sequence_texts(record: Record) -> list[str]:
     """The exact strings `encode_example` tokenizes: build word vocabularies from these."""
     return [record.question, *(" " + s for s in record.steps), f" {ANSWER_PREFIX} {record.answer}"]
+
+
+def question_buckets(records: Sequence[Record], tokenizer: Tokenizer, widths: Sequence[int]) -> np.ndarray:
+    """For each record, the index of the narrowest of `widths` (increasing) its question fits."""
+    lengths = np.array([len(tokenizer.encode(sequence_texts(r)[0])) for r in records])
+    bucket = np.searchsorted(np.asarray(widths), lengths, side="left")
+    if len(bucket) and bucket.max() >= len(widths):
+        i = int(np.argmax(bucket >= len(widths)))
+        raise LayoutError(f"record {i}: question has {lengths[i]} tokens > the widest bucket {widths[-1]}")
+    return bucket
 
 
 def answer_tokens(record: Record, tokenizer: Tokenizer) -> list[int]:

@@ -1,7 +1,8 @@
 """The trainer shared by every model family: `run(cfg, workdir)`.
 
 - Curriculum: stage = (method.first_epoch + epoch) // epochs_per_stage; every stage uses the
-  same static layout, so the train step compiles once for the whole run (`compiles` is logged).
+  same static layout, so the train step compiles once for the whole run (`compiles` is logged),
+  or once per question width with `data.question_buckets` (each batch then holds one width).
 - The step is a pure `jax.jit` function of (state, batch) with the state donated; batches and
   state are placed on a ("data", "fsdp") mesh.
 - Resumes from the latest checkpoint automatically (parameters, optimizer state, epoch, data
@@ -28,8 +29,8 @@ from tqdm import tqdm
 
 from lrm_jax.config import CODI_METHODS, CURRICULUM_METHODS, RunConfig
 from lrm_jax.data.codi_layout import encode_codi
-from lrm_jax.data.layout import encode_example, encode_multimode, sample_stage
-from lrm_jax.data.pipeline import record_pipeline
+from lrm_jax.data.layout import encode_example, encode_multimode, question_buckets, sample_stage
+from lrm_jax.data.pipeline import bucket_plan, bucketed_pipeline, record_pipeline
 from lrm_jax.sharding import batch_sharding, check_batch_size, global_batch, make_mesh, param_sharding
 from lrm_jax.training.checkpoint import Checkpointer, write_run_files
 from lrm_jax.training.distill import codi_loss
@@ -75,8 +76,8 @@ def eval_thoughts(cfg: RunConfig, stage: int) -> int:
     return min(stage, m.max_latent_stage) * m.c_thought
 
 
-def _encoder(inputs: RunInputs, stage: int, epoch: int):
-    cfg, tok, layout = inputs.cfg, inputs.tokenizer, inputs.layout
+def _encoder(inputs: RunInputs, stage: int, epoch: int, layout=None):
+    cfg, tok, layout = inputs.cfg, inputs.tokenizer, layout or inputs.layout
     m = cfg.method
 
     def encode(item):
@@ -105,7 +106,9 @@ def make_train_step(graphdef, tx, method_cfg, layout, state_sharding, data_shard
             model = nnx.merge(graphdef, params)
             if method_cfg.name in CODI_METHODS:
                 return codi_loss(model, rows, layout, method_cfg)
-            return lm_loss(model, rows, method_cfg.name, layout, method_cfg.mode_weights)
+            # A bucket's rows are narrower in the question only: read them with its width.
+            rows_layout = layout.with_length(rows["ids"].shape[-1])
+            return lm_loss(model, rows, method_cfg.name, rows_layout, method_cfg.mode_weights)
 
         (_, metrics), grads = chunked_value_and_grad(loss_fn, state.params, batch, micro_batches)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
@@ -160,7 +163,13 @@ def run(
     mesh = make_mesh(cfg.mesh)
     check_batch_size(t.batch_size, mesh, t.micro_batches)
     local_batch = t.batch_size // jax.process_count()
-    steps_per_epoch = (len(inputs.train) // jax.process_count()) // local_batch
+    buckets = _Buckets(inputs) if cfg.data.question_buckets else None
+    notes = list(inputs.notes)
+    if buckets is None:
+        steps_per_epoch = (len(inputs.train) // jax.process_count()) // local_batch
+    else:
+        steps_per_epoch = len(bucket_plan(buckets.bucket_of, t.batch_size, seed=0))
+        notes.append(buckets.note(t.batch_size))
     if steps_per_epoch == 0:
         raise ValueError(f"{len(inputs.train)} training records cannot fill one batch of {t.batch_size}")
     # The schedule restarts with each optimizer reset, so its horizon is one reset period.
@@ -185,7 +194,7 @@ def run(
         start_epoch, iter_state, resumed = meta["epoch"], meta.get("iterator"), True
     write_run_files(workdir, cfg, tok)
     logger = MetricsLogger(workdir)
-    for note in inputs.notes + [init_note] + ([f"resumed at step {int(state.step)}, epoch {start_epoch}"] if resumed else []):
+    for note in notes + [init_note] + ([f"resumed at step {int(state.step)}, epoch {start_epoch}"] if resumed else []):
         print(note)
         logger.log(int(state.step), "info", note=note)
 
@@ -202,8 +211,11 @@ def run(
             stage = stage_of(cfg, epoch)
             if iter_state is None and epoch > 0 and _resets(cfg, epoch):
                 state = reset(state)
-            it = iter(record_pipeline(source, seed=t.seed + epoch, batch_size=local_batch,
-                                      transform=_encoder(inputs, stage, epoch), num_epochs=1))
+            if buckets is None:
+                it = iter(record_pipeline(source, seed=t.seed + epoch, batch_size=local_batch,
+                                          transform=_encoder(inputs, stage, epoch), num_epochs=1))
+            else:
+                it = iter(buckets.pipeline(source, stage, epoch))
             if iter_state is not None:
                 it.set_state(iter_state)
                 iter_state = None
@@ -246,6 +258,29 @@ def run(
     logger.log(step, "info", stopped=stopped, compiles=counter[0])
     logger.close()
     return RunResult(step, epoch, stopped, val_acc, counter[0], workdir)
+
+
+class _Buckets:
+    """`data.question_buckets`: the width each training record is padded to, and its batches."""
+
+    def __init__(self, inputs: RunInputs):
+        d = inputs.cfg.data
+        self.inputs = inputs
+        self.widths = (*d.question_buckets, d.max_question_len)
+        self.layouts = [dataclasses.replace(inputs.layout, max_question_len=w) for w in self.widths]
+        self.bucket_of = question_buckets(inputs.train, inputs.tokenizer, self.widths)
+
+    def note(self, batch_size: int) -> str:
+        counts = np.bincount(self.bucket_of, minlength=len(self.widths))
+        return (f"question buckets (width: records) {', '.join(f'{w}: {n}' for w, n in zip(self.widths, counts))}; "
+                f"each epoch leaves out each bucket's remainder below the batch of {batch_size} "
+                f"({int(sum(n % batch_size for n in counts))} records, a different draw every epoch)")
+
+    def pipeline(self, source, stage: int, epoch: int):
+        encoders = [_encoder(self.inputs, stage, epoch, layout) for layout in self.layouts]
+        t = self.inputs.cfg.train
+        return bucketed_pipeline(source, self.bucket_of, seed=t.seed + epoch, batch_size=t.batch_size,
+                                 transform=lambda bucket, item: encoders[bucket](item))
 
 
 def _check_finite(pending) -> None:
