@@ -17,10 +17,9 @@ from __future__ import annotations
 
 from typing import Any, Callable, Sequence
 
-import numpy as np
-
 import grain
 import jax
+import numpy as np
 
 
 def record_pipeline(

@@ -30,7 +30,7 @@ from tqdm import tqdm
 from lrm_jax.config import CODI_METHODS, CURRICULUM_METHODS, RunConfig
 from lrm_jax.data.codi_layout import encode_codi
 from lrm_jax.data.layout import encode_example, encode_multimode, question_buckets, sample_stage
-from lrm_jax.data.pipeline import bucket_plan, bucketed_pipeline, record_pipeline
+from lrm_jax.data.pipeline import bucketed_pipeline, record_pipeline
 from lrm_jax.sharding import batch_sharding, check_batch_size, global_batch, make_mesh, param_sharding
 from lrm_jax.training.checkpoint import Checkpointer, write_run_files
 from lrm_jax.training.distill import codi_loss
@@ -168,10 +168,11 @@ def run(
     if buckets is None:
         steps_per_epoch = (len(inputs.train) // jax.process_count()) // local_batch
     else:
-        steps_per_epoch = len(bucket_plan(buckets.bucket_of, t.batch_size, seed=0))
+        steps_per_epoch = int(sum(buckets.counts // t.batch_size))
         notes.append(buckets.note(t.batch_size))
     if steps_per_epoch == 0:
-        raise ValueError(f"{len(inputs.train)} training records cannot fill one batch of {t.batch_size}")
+        where = " in any question-width bucket" if buckets else ""
+        raise ValueError(f"{len(inputs.train)} training records cannot fill one batch of {t.batch_size}{where}")
     # The schedule restarts with each optimizer reset, so its horizon is one reset period.
     m = cfg.method
     curriculum_resets = m.name in CURRICULUM_METHODS and m.reset_optimizer != "never"
@@ -269,12 +270,12 @@ class _Buckets:
         self.widths = (*d.question_buckets, d.max_question_len)
         self.layouts = [dataclasses.replace(inputs.layout, max_question_len=w) for w in self.widths]
         self.bucket_of = question_buckets(inputs.train, inputs.tokenizer, self.widths)
+        self.counts = np.bincount(self.bucket_of, minlength=len(self.widths))
 
     def note(self, batch_size: int) -> str:
-        counts = np.bincount(self.bucket_of, minlength=len(self.widths))
-        return (f"question buckets (width: records) {', '.join(f'{w}: {n}' for w, n in zip(self.widths, counts))}; "
+        return (f"question buckets (width: records) {', '.join(f'{w}: {n}' for w, n in zip(self.widths, self.counts))}; "
                 f"each epoch leaves out each bucket's remainder below the batch of {batch_size} "
-                f"({int(sum(n % batch_size for n in counts))} records, a different draw every epoch)")
+                f"({int(sum(self.counts % batch_size))} records, a different draw every epoch)")
 
     def pipeline(self, source, stage: int, epoch: int):
         encoders = [_encoder(self.inputs, stage, epoch, layout) for layout in self.layouts]
