@@ -46,13 +46,16 @@ def test_a_narrow_width_gives_the_full_width_loss(data, variant_model, variant):
     assert tok.vocab_size <= model.cfg.vocab_size
     narrow = dataclasses.replace(LAYOUT, max_question_len=max(len(tok.encode(r.question)) for r in recs))
     assert LAYOUT.with_length(narrow.length) == narrow
+
+    @nnx.jit(static_argnames="layout")  # eager op-by-op would take a minute on 2 cores
+    def loss_and_grads(model, batch, layout):
+        return nnx.value_and_grad(lambda m: lm_loss(m, batch, "coconut", layout), has_aux=True)(model)
+
     results = []
     for layout in (LAYOUT, narrow):
         b = make_batch(recs, tok, layout, "coconut", stage=2)
         batch = {"ids": b.ids, "mask": b.mask, "loss_mask": b.loss_mask}
-        (loss, metrics), grads = nnx.value_and_grad(
-            lambda m: lm_loss(m, batch, "coconut", layout), has_aux=True
-        )(model)
+        (loss, metrics), grads = loss_and_grads(model, batch, layout)
         results.append((float(loss), float(metrics["tokens"]), [np.asarray(g) for g in jax.tree.leaves(grads)]))
     (full, n_full, g_full), (cut, n_cut, g_cut) = results
     assert n_full == n_cut > 0
