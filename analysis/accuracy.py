@@ -4,7 +4,9 @@
 
 Without `--data` it scores the run's own validation set (regenerated from the saved config:
 generators are deterministic). `--thoughts 0` puts the end marker right after the start
-marker, i.e. the thoughts removed. The last line is JSON: {"thoughts": {k: accuracy}, "n": N}.
+marker, i.e. the thoughts removed. `--show-wrong N` prints the first N misses (gold answer and
+the generated text) and counts the misses whose output has no "###" answer at all. The last line
+is JSON: {"thoughts": {k: accuracy}, "n": N}.
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ import sys
 
 from flax import nnx
 
+from lrm_jax.data.layout import ANSWER_PREFIX
 from lrm_jax.data.loaders import DataError, load_records
 from lrm_jax.training.checkpoint import CheckpointError, load_params, read_run_files
-from lrm_jax.training.evaluate import accuracy, generate_texts, modes_of
+from lrm_jax.training.evaluate import accuracy, generate_texts, modes_of, normalize, parse_answer
 from lrm_jax.training.setup import load_data, make_layout
 
 
@@ -28,6 +31,7 @@ def main(argv=None) -> int:
     p.add_argument("--data", help="records to score (default: the run's validation set)")
     p.add_argument("--limit", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--show-wrong", type=int, default=0, metavar="N", help="print the first N misses")
     args = p.parse_args(argv)
     try:
         cfg, tok = read_run_files(args.ckpt)
@@ -55,8 +59,18 @@ def main(argv=None) -> int:
                                batch_size=args.batch_size, max_new_tokens=cfg.train.max_new_tokens)
         out[k] = accuracy(records, texts)
         print(f"{cfg.method.name} with {k} thought(s): accuracy {out[k]:.4f} on {len(records)} records")
+        if args.show_wrong:
+            print_misses(records, texts, args.show_wrong)
     print(json.dumps({"ckpt": args.ckpt, "method": cfg.method.name, "n": len(records), "thoughts": out}))
     return 0
+
+
+def print_misses(records, texts, limit: int) -> None:
+    misses = [(r, t) for r, t in zip(records, texts) if parse_answer(t) != normalize(r.answer)]
+    no_answer = sum(ANSWER_PREFIX not in t for _, t in misses)
+    print(f"  {len(misses)} misses, {no_answer} of them without a '{ANSWER_PREFIX}' answer")
+    for rec, text in misses[:limit]:
+        print(f"  gold {rec.answer!r}\n    got  {text!r}")
 
 
 if __name__ == "__main__":

@@ -172,6 +172,18 @@ def test_bad_inputs_are_clear_errors(coconut_dir, tmp_path, capsys):
     assert "untemplated.json" in err and "no record has a template" in err and "number words kept fixed" in err
 
 
+def test_accuracy_cli_lists_the_misses(coconut_dir, capsys):
+    from analysis import accuracy
+
+    assert accuracy.main(["--ckpt", str(coconut_dir), "--limit", "4", "--thoughts", "1", "--show-wrong", "2"]) == 0
+    out = capsys.readouterr().out
+    result = json.loads(out.strip().splitlines()[-1])
+    n_miss = round((1 - result["thoughts"]["1"]) * 4)
+    assert f"  {n_miss} misses, " in out
+    assert out.count("  gold ") == min(n_miss, 2)
+    assert accuracy.main(["--ckpt", str(coconut_dir), "--thoughts", "9"]) == 2
+
+
 def test_logic_blind_search_cli_on_a_prontoqa_run(tmp_path):
     """The real projections and renamed-question batch on a tiny untrained ProntoQA COCONUT: every
     instance gets the three r levels; a found path always passed the checker, with 3 renames per
