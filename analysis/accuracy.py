@@ -65,10 +65,24 @@ def main(argv=None) -> int:
     return 0
 
 
+def other_option(record) -> str | None:
+    """ProsQA-style records ask "A or B?": the answer naming the wrong option, else None."""
+    g = record.graph
+    if g is None:
+        return None
+    right, wrong = g.idx_to_symbol[g.target], g.idx_to_symbol[g.neg_target]
+    return normalize(record.answer.replace(right, wrong))
+
+
 def print_misses(records, texts, limit: int) -> None:
     misses = [(r, t) for r, t in zip(records, texts) if parse_answer(t) != normalize(r.answer)]
     no_answer = sum(ANSWER_PREFIX not in t for _, t in misses)
     print(f"  {len(misses)} misses, {no_answer} of them without a '{ANSWER_PREFIX}' answer")
+    two_options = [(r, t) for r, t in misses if ANSWER_PREFIX in t and other_option(r) is not None]
+    if two_options:  # a wrong branch can end at a concept that is neither option
+        other = sum(parse_answer(t) == other_option(r) for r, t in two_options)
+        print(f"  of the answered two-option misses: {other} name the other option, "
+              f"{len(two_options) - other} neither option")
     for rec, text in misses[:limit]:
         print(f"  gold {rec.answer!r}\n    got  {text!r}")
 

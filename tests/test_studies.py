@@ -184,6 +184,21 @@ def test_accuracy_cli_lists_the_misses(coconut_dir, capsys):
     assert accuracy.main(["--ckpt", str(coconut_dir), "--thoughts", "9"]) == 2
 
 
+def test_misses_are_sorted_into_the_other_option_and_neither(capsys):
+    from analysis.accuracy import print_misses
+    from lrm_jax.data.records import Graph, Record
+
+    graph = Graph(("Max", "yerpus", "lorpus", "vumpus", "dumpus"), ((0, 1), (1, 2), (0, 4)), 0, 2, 3)
+    rec = Record("Is Max a lorpus or vumpus?", ("Max yerpus", "lorpus"), "Max is a lorpus.", graph)
+    texts = [" Max yerpus lorpus ### Max is a lorpus.", " Max dumpus ### Max is a vumpus.",
+             " Max dumpus ### Max is a dumpus.", " Max dumpus dumpus dumpus"]
+    print_misses([rec] * 4, texts, limit=1)
+    out = capsys.readouterr().out
+    assert "3 misses, 1 of them without a '###' answer" in out
+    assert "1 name the other option, 1 neither option" in out
+    assert out.count("  gold ") == 1
+
+
 def test_logic_blind_search_cli_on_a_prontoqa_run(tmp_path):
     """The real projections and renamed-question batch on a tiny untrained ProntoQA COCONUT: every
     instance gets the three r levels; a found path always passed the checker, with 3 renames per
