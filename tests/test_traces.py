@@ -56,6 +56,31 @@ def test_wrong_answer_is_rejected(logic):
         assert not check_record(dataclasses.replace(r, answer=wrong)).ok
 
 
+def test_concept_paths_of_the_cpu_variants_verify_and_broken_ones_do_not():
+    from lrm_jax.data.generators.prontoqa import ProntoQAConfig, generate_prontoqa
+    from lrm_jax.data.generators.prosqa import ProsQAConfig, generate_prosqa
+
+    pros = generate_prosqa(ProsQAConfig(min_nodes=8, max_nodes=12, mean_parents=0.8, min_path=3, max_path=4, cot="concepts"), 40, seed=0)
+    pronto = generate_prontoqa(ProntoQAConfig(min_hops=2, max_hops=3, n_distractor_properties=0, templates="every",
+                                              cot="concepts"), 40, seed=0)
+    for rec in pros + pronto:
+        assert check_record(rec).ok, (rec, check_record(rec))
+        skipped = dataclasses.replace(rec, steps=(rec.steps[0], *rec.steps[2:]))
+        assert check_record(skipped).reason == "rule_not_in_question"
+    rec = pros[0]
+    entity = rec.steps[0].split()[0]
+    foreign = next(c for c in rec.graph.idx_to_symbol if f"{entity} is a {c}." not in rec.question and c != entity)
+    assert check_record(dataclasses.replace(rec, steps=(f"{entity} {foreign}", *rec.steps[1:]))).reason == "unsupported_fact"
+    assert check_record(dataclasses.replace(rec, answer=other_answer(rec))).reason in ("answer_not_reached",)
+    flipped = dataclasses.replace(pronto[0], answer="False" if pronto[0].answer == "True" else "True")
+    assert check_record(flipped).reason == "answer_mismatch"
+
+
+def other_answer(rec):
+    g = rec.graph
+    return rec.answer.replace(g.idx_to_symbol[g.target], g.idx_to_symbol[g.neg_target])
+
+
 def test_gsm8k_checker_accepts_and_rejects():
     q = "Janet has 16 eggs. She eats three and bakes with 4. She sells half of the rest at $2 each."
     good = ("<<16-3-4=9>>", "<<9*2=18>>")

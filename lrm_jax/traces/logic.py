@@ -9,6 +9,11 @@ concept to a predicate. A trace is valid when, sentence by sentence:
   entity, which derives the consequent for that entity;
 and at the end the answer holds: ProsQA "X is a Y." must be derived and be one of the two
 options; ProntoQA True/False must equal whether the derived polarity matches the query.
+
+Traces written as the chain's concepts (`cot: concepts`: "Max yerpus", "lorpus" for ProsQA;
+"rorpus", "zhorpus", "not mean" for ProntoQA) are checked as a path: the first concept must be a
+fact of the queried entity (its name may lead the step), and each later one must follow from the
+one before by a rule of the question.
 """
 
 from __future__ import annotations
@@ -150,12 +155,42 @@ def parse_question(question: str, extra_texts: Iterable[str] = ()) -> ParsedQues
     return ParsedQuestion(facts, rules, query, concepts)
 
 
+def is_concept_path(steps: list[str]) -> bool:
+    """True for traces in the concepts format: short steps, none a sentence."""
+    return bool(steps) and all(
+        0 < len(s.split()) <= 3 and not {"is", "are", "Every", "Each"} & set(s.split()) for s in steps
+    )
+
+
+def _check_concept_path(q: ParsedQuestion, steps: list[str], answer: str) -> CheckResult:
+    entity = q.query.entity
+    known = set(q.facts)
+    prev: Pred | None = None
+    for i, step in enumerate(steps):
+        words = step.rstrip(".").split()
+        if i == 0 and words[0] == entity:
+            words = words[1:]
+        if not words or len(words) > 2 or (len(words) == 2 and words[0] != "not"):
+            return CheckResult(False, "unparseable_step", i, f"expected '[not] concept', got {step!r}")
+        pred = Pred(words[-1].lower(), len(words) == 1)
+        if prev is None:
+            if Fact(entity, pred) not in known:
+                return CheckResult(False, "unsupported_fact", i, f"the question does not say {entity} is {step!r}")
+        elif Rule(prev.name, pred) not in q.rules:
+            return CheckResult(False, "rule_not_in_question", i, f"no rule of the question leads from {prev.name!r} to {step!r}")
+        known.add(Fact(entity, pred))
+        prev = pred
+    return _check_answer(q, known, answer)
+
+
 def check_logic_trace(question: str, steps: Iterable[str], answer: str) -> CheckResult:
     steps = list(steps)
     try:
-        q = parse_question(question, steps)
+        q = parse_question(question, [] if is_concept_path(steps) else steps)
     except ParseError as e:
         return CheckResult(False, "unparseable_question", None, str(e))
+    if is_concept_path(steps):
+        return _check_concept_path(q, steps, answer)
     entity = q.query.entity
     known = set(q.facts)
     last_derived: Fact | None = None
