@@ -5,13 +5,17 @@
 Without `--data` it scores the run's own validation set (regenerated from the saved config:
 generators are deterministic). `--thoughts 0` puts the end marker right after the start
 marker, i.e. the thoughts removed. `--show-wrong N` prints the first N misses (gold answer and
-the generated text) and counts the misses whose output has no "###" answer at all. The last line
-is JSON: {"thoughts": {k: accuracy}, "n": N}.
+the generated text) and counts the misses whose output has no "###" answer at all.
+`--check-traces` (ProsQA/ProntoQA-style runs that write their chain) runs the trace checker on
+every generated chain and counts its verdicts for right and for wrong answers: a right answer
+reached through an invented edge, a wrong one through valid edges to a dead end. The last line is
+JSON: {"thoughts": {k: accuracy}, "n": N}.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import sys
 
@@ -19,6 +23,7 @@ from flax import nnx
 
 from lrm_jax.data.layout import ANSWER_PREFIX
 from lrm_jax.data.loaders import DataError, load_records
+from lrm_jax.traces import check_generated, detect_format
 from lrm_jax.training.checkpoint import CheckpointError, load_params, read_run_files
 from lrm_jax.training.evaluate import accuracy, generate_texts, modes_of, normalize, parse_answer
 from lrm_jax.training.setup import load_data, make_layout
@@ -32,6 +37,7 @@ def main(argv=None) -> int:
     p.add_argument("--limit", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--show-wrong", type=int, default=0, metavar="N", help="print the first N misses")
+    p.add_argument("--check-traces", action="store_true", help="check each generated chain (logic tasks)")
     args = p.parse_args(argv)
     try:
         cfg, tok = read_run_files(args.ckpt)
@@ -46,6 +52,10 @@ def main(argv=None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     records = records[: args.limit] if args.limit else records
+    if args.check_traces and records and detect_format(records[0]) not in ("prosqa", "prontoqa"):
+        print("error: --check-traces checks ProsQA/ProntoQA-style chains; these records are "
+              f"{detect_format(records[0])}-style", file=sys.stderr)
+        return 2
     layout = make_layout(cfg)
     thoughts = args.thoughts if args.thoughts is not None else [layout.n_latent]
     graphdef, params = nnx.split(model, nnx.Param)
@@ -61,6 +71,8 @@ def main(argv=None) -> int:
         print(f"{cfg.method.name} with {k} thought(s): accuracy {out[k]:.4f} on {len(records)} records")
         if args.show_wrong:
             print_misses(records, texts, args.show_wrong)
+        if args.check_traces:
+            print_trace_verdicts(records, texts)
     print(json.dumps({"ckpt": args.ckpt, "method": cfg.method.name, "n": len(records), "thoughts": out}))
     return 0
 
@@ -85,6 +97,15 @@ def print_misses(records, texts, limit: int) -> None:
               f"{len(two_options) - other} neither option")
     for rec, text in misses[:limit]:
         print(f"  gold {rec.answer!r}\n    got  {text!r}")
+
+
+def print_trace_verdicts(records, texts) -> None:
+    verdicts = collections.Counter()
+    for rec, text in zip(records, texts):
+        right = parse_answer(text) == normalize(rec.answer)
+        verdicts[("right" if right else "wrong", check_generated(rec, text).reason or "valid")] += 1
+    for (outcome, reason), n in sorted(verdicts.items()):
+        print(f"  {outcome} answer, chain {reason}: {n}")
 
 
 if __name__ == "__main__":

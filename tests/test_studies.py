@@ -182,6 +182,8 @@ def test_accuracy_cli_lists_the_misses(coconut_dir, capsys):
     assert f"  {n_miss} misses, " in out
     assert out.count("  gold ") == min(n_miss, 2)
     assert accuracy.main(["--ckpt", str(coconut_dir), "--thoughts", "9"]) == 2
+    assert accuracy.main(["--ckpt", str(coconut_dir), "--check-traces"]) == 2
+    assert "ProsQA/ProntoQA-style chains; these records are gsm8k-style" in capsys.readouterr().err
 
 
 def test_misses_are_sorted_into_the_other_option_and_neither(capsys):

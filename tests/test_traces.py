@@ -76,6 +76,26 @@ def test_concept_paths_of_the_cpu_variants_verify_and_broken_ones_do_not():
     assert check_record(flipped).reason == "answer_mismatch"
 
 
+def test_generated_chains_are_split_and_checked():
+    from lrm_jax.data.records import Graph, Record
+    from lrm_jax.traces import check_generated
+
+    graph = Graph(("Max", "yerpus", "lorpus", "vumpus", "dumpus", "gorpus"), ((0, 1), (1, 2), (0, 4), (4, 5)), 0, 2, 3)
+    q = "Max is a yerpus. Max is a dumpus. Every yerpus is a lorpus. Every dumpus is a gorpus. Is Max a lorpus or vumpus?"
+    rec = Record(q, ("Max yerpus", "lorpus"), "Max is a lorpus.", graph)
+    verdict = {text: check_generated(rec, text).reason for text in (
+        " Max yerpus lorpus ### Max is a lorpus.",  # valid
+        " Max dumpus lorpus ### Max is a lorpus.",  # right answer through an invented edge
+        " Max dumpus gorpus ### Max is a gorpus.",  # valid edges to a dead end
+        " Max dumpus dumpus",
+    )}
+    assert list(verdict.values()) == [None, "rule_not_in_question", "answer_not_an_option", "no_answer"]
+    pq = "Every wumpus is a tumpus. Every tumpus is not hot. Sally is a wumpus. True or false: Sally is not hot."
+    pronto = Record(pq, ("wumpus", "tumpus", "not hot"), "True")
+    assert check_generated(pronto, " wumpus tumpus not hot ### True").ok
+    assert check_generated(pronto, " wumpus tumpus hot ### False").reason == "rule_not_in_question"
+
+
 def other_answer(rec):
     g = rec.graph
     return rec.answer.replace(g.idx_to_symbol[g.target], g.idx_to_symbol[g.neg_target])

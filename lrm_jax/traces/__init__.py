@@ -1,14 +1,16 @@
 """Trace checkers: does a gold (or decoded) chain of thought follow from its question?
 
-`check_record(record, fmt)` dispatches on the task format; `detect_format` guesses it from the
+`check_record(record, fmt)` dispatches on the task format; `check_generated(record, text)` checks
+a logic model's own chain of thought and answer; `detect_format` guesses the format from the
 record (a "True or false:" query is ProntoQA, "Is X a A or B?" ProsQA, `<<...>>` steps GSM8k).
 """
 
 from __future__ import annotations
 
+from lrm_jax.data.layout import ANSWER_PREFIX
 from lrm_jax.data.records import Record
 from lrm_jax.traces.arith import check_arith_trace
-from lrm_jax.traces.logic import check_logic_trace
+from lrm_jax.traces.logic import ParseError, check_logic_trace, parse_question, split_generated
 from lrm_jax.traces.result import CheckResult
 
 TRACE_FORMATS = ("prosqa", "prontoqa", "gsm8k")
@@ -24,6 +26,20 @@ def detect_format(record: Record) -> str:
     return "gsm8k"
 
 
+def check_generated(record: Record, text: str) -> CheckResult:
+    """Checks a logic model's own output, "<chain> ### <answer>", against the record's question."""
+    if detect_format(record) not in ("prosqa", "prontoqa"):
+        raise ValueError("generated chains are checked for ProsQA/ProntoQA-style records only")
+    if ANSWER_PREFIX not in text:
+        return CheckResult(False, "no_answer", None, f"the output has no '{ANSWER_PREFIX}' answer")
+    cot, answer = text.split(ANSWER_PREFIX, 1)
+    try:
+        entity = parse_question(record.question).query.entity
+    except ParseError as e:
+        return CheckResult(False, "unparseable_question", None, str(e))
+    return check_logic_trace(record.question, split_generated(cot, entity), answer.strip())
+
+
 def check_record(record: Record, fmt: str = "auto") -> CheckResult:
     fmt = detect_format(record) if fmt == "auto" else fmt
     if fmt == "gsm8k":
@@ -33,4 +49,4 @@ def check_record(record: Record, fmt: str = "auto") -> CheckResult:
     raise ValueError(f"unknown trace format {fmt!r}; expected auto or one of {TRACE_FORMATS}")
 
 
-__all__ = ["CheckResult", "check_record", "detect_format", "TRACE_FORMATS"]
+__all__ = ["CheckResult", "check_generated", "check_record", "detect_format", "TRACE_FORMATS"]

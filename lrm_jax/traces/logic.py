@@ -162,6 +162,21 @@ def is_concept_path(steps: list[str]) -> bool:
     )
 
 
+def split_generated(cot_text: str, entity: str) -> list[str]:
+    """The steps of a model's chain of thought: its sentences, or for a concept path its words,
+    the entity's name joined to the first concept and "not" to the property after it."""
+    if "." in cot_text:
+        return sentences(cot_text)
+    steps, pending = [], ""
+    for word in cot_text.split():
+        if word == "not" or (word == entity and not steps and not pending):
+            pending += word + " "
+        else:
+            steps.append(pending + word)
+            pending = ""
+    return steps + [pending.strip()] if pending else steps
+
+
 def _check_concept_path(q: ParsedQuestion, steps: list[str], answer: str) -> CheckResult:
     entity = q.query.entity
     known = set(q.facts)
