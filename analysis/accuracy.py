@@ -25,7 +25,7 @@ from lrm_jax.data.layout import ANSWER_PREFIX
 from lrm_jax.data.loaders import DataError, load_records
 from lrm_jax.traces import check_generated, detect_format
 from lrm_jax.training.checkpoint import CheckpointError, load_params, read_run_files
-from lrm_jax.training.evaluate import accuracy, generate_texts, modes_of, normalize, parse_answer
+from lrm_jax.training.evaluate import accuracy, generate_texts, is_hit, modes_of, normalize, parse_answer
 from lrm_jax.training.setup import load_data, make_layout
 
 
@@ -87,7 +87,7 @@ def other_option(record) -> str | None:
 
 
 def print_misses(records, texts, limit: int) -> None:
-    misses = [(r, t) for r, t in zip(records, texts) if parse_answer(t) != normalize(r.answer)]
+    misses = [(r, t) for r, t in zip(records, texts) if not is_hit(r, t)]
     no_answer = sum(ANSWER_PREFIX not in t for _, t in misses)
     print(f"  {len(misses)} misses, {no_answer} of them without a '{ANSWER_PREFIX}' answer")
     two_options = [(r, t) for r, t in misses if ANSWER_PREFIX in t and other_option(r) is not None]
@@ -102,8 +102,8 @@ def print_misses(records, texts, limit: int) -> None:
 def print_trace_verdicts(records, texts) -> None:
     verdicts = collections.Counter()
     for rec, text in zip(records, texts):
-        right = parse_answer(text) == normalize(rec.answer)
-        verdicts[("right" if right else "wrong", check_generated(rec, text).reason or "valid")] += 1
+        outcome = "right" if is_hit(rec, text) else "wrong"
+        verdicts[(outcome, check_generated(rec, text).reason or "valid")] += 1
     for (outcome, reason), n in sorted(verdicts.items()):
         print(f"  {outcome} answer, chain {reason}: {n}")
 

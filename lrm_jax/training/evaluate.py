@@ -119,6 +119,11 @@ def generate_texts(
     return texts
 
 
+def is_hit(record: Record, text: str) -> bool:
+    """Whether a generated text's answer (after the last "#") is the record's answer."""
+    return parse_answer(text) == normalize(record.answer)
+
+
 def accuracy(records: Sequence[Record], texts: Sequence[str]) -> float:
-    hits = sum(parse_answer(t) == normalize(r.answer) for r, t in zip(records, texts))
+    hits = sum(is_hit(r, t) for r, t in zip(records, texts))
     return hits / max(len(records), 1)
