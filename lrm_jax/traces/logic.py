@@ -200,11 +200,12 @@ def _check_concept_path(q: ParsedQuestion, steps: list[str], answer: str) -> Che
 
 def check_logic_trace(question: str, steps: Iterable[str], answer: str) -> CheckResult:
     steps = list(steps)
+    concept_path = is_concept_path(steps)
     try:
-        q = parse_question(question, [] if is_concept_path(steps) else steps)
+        q = parse_question(question, [] if concept_path else steps)
     except ParseError as e:
         return CheckResult(False, "unparseable_question", None, str(e))
-    if is_concept_path(steps):
+    if concept_path:
         return _check_concept_path(q, steps, answer)
     entity = q.query.entity
     known = set(q.facts)
