@@ -1,7 +1,7 @@
 """Training-step throughput: our COCONUT step vs a PyTorch n+1-pass baseline, our CoT step, MFU.
 
     python -m benchmarks.train_step [--size tiny|small] [--steps 5] [--batch B] [--skip-torch]
-                                    [--reference-feedback]
+                                    [--reference-feedback] [--key-smear N]
 
 Batches mirror perf-anchors.md: synthetic ProsQA at stage 6 with `pad_latent_to_max`: a question
 of 200-300 random tokens, the start marker, 6 thought slots, the end marker and 9-11 answer
@@ -14,6 +14,8 @@ On a GPU both sides run there (JAX's default backend, torch's "cuda"), fp32 para
 TF32 matrix products on both sides (JAX's default for fp32 on GPU; torch is told to allow it).
 `--reference-feedback` also times the torch baseline with the reference's own way of writing a
 thought (benchmarks/torch_coconut.py: 16-22x a plain pass at the tiny size on CPU).
+`--key-smear N` gives our model the key smear of the CPU logic recipes (ours only: the torch
+baseline has no such option, so it needs `--skip-torch`).
 """
 
 from __future__ import annotations
@@ -146,15 +148,19 @@ def main(argv=None):
     p.add_argument("--skip-torch", action="store_true")
     p.add_argument("--reference-feedback", action="store_true",
                    help="also time the torch baseline writing thoughts the reference's way (slow)")
+    p.add_argument("--key-smear", type=int, default=0, help="our model's key_smear (with --skip-torch)")
     p.add_argument("--micro", type=int, default=0,
                    help="also time our steps with the rows split into this many chunks inside the step")
     args = p.parse_args(argv)
+    if args.key_smear and not args.skip_torch:
+        p.error("--key-smear needs --skip-torch: the torch baseline has no key smear to compare with")
     size = SIZES[args.size]
     n_layer, n_embd, n_head, vocab, B = size
     B = args.batch or B
     layout, batch = synthetic_batch(vocab, B)
     T = layout.length
-    cfg = ModelConfig(vocab_size=vocab, n_positions=T + 8, n_embd=n_embd, n_layer=n_layer, n_head=n_head)
+    cfg = ModelConfig(vocab_size=vocab, n_positions=T + 8, n_embd=n_embd, n_layer=n_layer, n_head=n_head,
+                      key_smear=args.key_smear)
     rows = {}
     for method in ("coconut", "cot"):
         sec, n_params = jax_step_time(cfg, layout, batch, method, args.steps)
@@ -179,7 +185,7 @@ def main(argv=None):
     print(f"machine: {platform.processor() or platform.machine()}, {jax.device_count()} {jax.default_backend()} "
           f"device(s) ({jax.devices()[0].device_kind}), "
           f"jax {jax.__version__}; size {args.size}: L={n_layer} d={n_embd} H={n_head} V={vocab} "
-          f"params={n_params:,}; B x T = {B} x {T}; matmul peak {peak / 1e9:.0f} GFLOP/s")
+          f"key_smear={args.key_smear} params={n_params:,}; B x T = {B} x {T}; matmul peak {peak / 1e9:.0f} GFLOP/s")
     print("| variant | s/step | tokens/s (all positions) | MFU |")
     print("|---|---|---|---|")
     for name, sec in rows.items():

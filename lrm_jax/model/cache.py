@@ -6,6 +6,8 @@ slots a row may attend is the caller's attention mask, not the cache's business.
 
 Models with `token_conv` also cache every layer's attention input before the convolution
 (`x`), because a new token's convolution reads its predecessors' inputs; otherwise `x` is None.
+Models with `key_smear` cache each key twice: raw in `k` (what a later token's smear reads) and
+smeared in `ks` (what attention reads), so a token's smear is computed once, when it is written.
 """
 
 from __future__ import annotations
@@ -23,12 +25,16 @@ class KVCache:
     v: jax.Array  # LxBxSxHxK
     index: jax.Array  # int32 scalar: the slot the next token is written to
     x: jax.Array | None = None  # LxBxSxD: layer inputs (ln_1 output), token_conv models only
+    ks: jax.Array | None = None  # LxBxSxHxK: smeared keys, key_smear models only
 
     @classmethod
-    def zeros(cls, n_layer, batch, max_len, n_head, head_dim, dtype=jnp.float32, inputs=False) -> "KVCache":
+    def zeros(
+        cls, n_layer, batch, max_len, n_head, head_dim, dtype=jnp.float32, inputs=False, smeared=False
+    ) -> "KVCache":
         shape = (n_layer, batch, max_len, n_head, head_dim)
         x = jnp.zeros((n_layer, batch, max_len, n_head * head_dim), dtype) if inputs else None
-        return cls(jnp.zeros(shape, dtype), jnp.zeros(shape, dtype), jnp.zeros((), jnp.int32), x)
+        ks = jnp.zeros(shape, dtype) if smeared else None
+        return cls(jnp.zeros(shape, dtype), jnp.zeros(shape, dtype), jnp.zeros((), jnp.int32), x, ks)
 
     @property
     def max_len(self) -> int:
@@ -46,6 +52,10 @@ class KVCache:
         at = (layer, 0, self.index, 0)
         return dataclasses.replace(self, x=jax.lax.dynamic_update_slice(self.x, x_BxTxD[None].astype(self.x.dtype), at))
 
+    def write_smeared(self, layer: int, ks_BxTxHxK: jax.Array) -> "KVCache":
+        at = (layer, 0, self.index, 0, 0)
+        return dataclasses.replace(self, ks=jax.lax.dynamic_update_slice(self.ks, ks_BxTxHxK[None].astype(self.ks.dtype), at))
+
     def advance(self, n: int) -> "KVCache":
         return dataclasses.replace(self, index=self.index + n)
 
@@ -53,14 +63,16 @@ class KVCache:
     def concat(parts: "list[KVCache]", index) -> "KVCache":
         """Slots of several caches in order, as one cache whose next write goes to `index`."""
         def cat(name):
+            if getattr(parts[0], name) is None:
+                return None
             return jnp.concatenate([getattr(p, name) for p in parts], axis=2)
 
-        return KVCache(cat("k"), cat("v"), jnp.asarray(index, jnp.int32), None if parts[0].x is None else cat("x"))
+        return KVCache(cat("k"), cat("v"), jnp.asarray(index, jnp.int32), cat("x"), cat("ks"))
 
     def tile_batch(self, n: int) -> "KVCache":
         """The batch repeated n times, copy-major (row r = c * B + b)."""
         tile = lambda a: None if a is None else jnp.tile(a, (1, n) + (1,) * (a.ndim - 2))
-        return KVCache(tile(self.k), tile(self.v), self.index, tile(self.x))
+        return KVCache(tile(self.k), tile(self.v), self.index, tile(self.x), tile(self.ks))
 
     def truncate(self, index) -> "KVCache":
         """Rewinds the write index; later slots are overwritten by the next writes."""

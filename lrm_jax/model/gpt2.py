@@ -20,8 +20,10 @@ Conventions:
 - `key_smear=n` adds to each attention key a learned per-channel mix of the keys of the n
   previous *unmasked* slots of the row (`h.{i}.attn.key_smear`, nxD, zero at init). Earlier
   slots are found through the attention mask, so a masked slot is skipped exactly as if it had
-  been removed, the same invariant positions keep. Keys are cached unsmeared and smeared when
-  read, so masking a cached slot later still holds.
+  been removed, the same invariant positions keep. A key is smeared once, when its token is
+  written, under the mask in force then (the cache keeps it raw too, for later tokens' smears):
+  masking a cached slot afterwards hides it from new tokens but not from the smears of cached
+  slots after it, so callers mask only trailing cached slots (as the truncation sweep does).
 - `token_conv=n` adds to each block's attention input (ln_1 output) a learned per-channel
   causal convolution over the n previous unmasked slots (`h.{i}.token_conv`, nxD, zero at
   init), masked slots skipped in the same way; the cache then also keeps those inputs.
@@ -164,16 +166,23 @@ class Attention(nnx.Module):
             k_BxSxHxK, v_BxSxHxK = cache.k[layer], cache.v[layer]
         else:
             k_BxSxHxK, v_BxSxHxK = k_BxTxHxK, v_BxTxHxK
+        prefix_k = prefix.k[layer] if prefix is not None else None
+        if self.key_smear is not None:
+            # Only the new keys are smeared (from the raw keys of their earlier slots, prefix
+            # included); cached keys were smeared when written, so a thought or decoded token
+            # costs one row of gathers, not the whole key range again.
+            raw = k_BxSxHxK if prefix is None else jnp.concatenate([prefix.k[layer], k_BxSxHxK], axis=1)
+            w_NxHxK = self.key_smear[...].reshape(-1, self.n_head, K).astype(raw.dtype)
+            smeared_BxTxHxK = _add_earlier(k_BxTxHxK, raw, earlier, w_NxHxK)
+            if cache is not None:
+                cache = cache.write_smeared(layer, smeared_BxTxHxK)
+                k_BxSxHxK = cache.ks[layer]
+            else:
+                k_BxSxHxK = smeared_BxTxHxK
+            prefix_k = prefix.ks[layer] if prefix is not None else None
         # Scores and softmax in fp32 whatever the compute dtype. With a prefix, its keys and
         # values are used where they are: only the (small) score tensors are concatenated.
-        key_parts = ([(prefix.k[layer], prefix.v[layer])] if prefix is not None else []) + [(k_BxSxHxK, v_BxSxHxK)]
-        if self.key_smear is not None:
-            # Smeared over the whole key range at once: the first cache slots mix prefix keys.
-            keys = jnp.concatenate([k for k, _ in key_parts], axis=1) if prefix is not None else k_BxSxHxK
-            w_NxHxK = self.key_smear[...].reshape(-1, self.n_head, K).astype(keys.dtype)
-            keys = _add_earlier(keys, keys, earlier, w_NxHxK)
-            P = prefix.max_len if prefix is not None else 0
-            key_parts = ([(keys[:, :P], prefix.v[layer])] if prefix is not None else []) + [(keys[:, P:], v_BxSxHxK)]
+        key_parts = ([(prefix_k, prefix.v[layer])] if prefix is not None else []) + [(k_BxSxHxK, v_BxSxHxK)]
         scores_BxHxTxS = jnp.concatenate(
             [
                 jnp.einsum("bthk,bshk->bhts", q_BxTxHxK, k.astype(q_BxTxHxK.dtype), preferred_element_type=jnp.float32)
@@ -217,11 +226,11 @@ class Block(nnx.Module):
 
     def __call__(
         self, x, allowed_BxTxS, layer: int, cache: KVCache | None, prefix: KVCache | None, rope=None,
-        earlier=None, conv_from: EarlierSlots | None = None,
+        earlier: EarlierSlots | None = None,
     ):
         y = self.ln_1(x)
         if self.token_conv is not None:
-            y, cache = self._convolve(y, layer, cache, prefix, conv_from)
+            y, cache = self._convolve(y, layer, cache, prefix, earlier)
         a, cache = self.attn(y, allowed_BxTxS, layer, cache, prefix, rope, earlier)
         x = x + a
         x = x + self.mlp(self.ln_2(x))
@@ -284,15 +293,15 @@ class GPT2(nnx.Module):
             x, rope = x_BxTxD + self.wpe(positions_BxT), None
         else:
             x, rope = x_BxTxD, rope_angles(positions_BxT, self.cfg.head_dim, self.cfg.rope_base)
-        earlier = earlier_slots(attention_mask_BxS, self.cfg.key_smear) if self.cfg.key_smear else None
-        conv_from = None
-        if self.cfg.token_conv:
-            # Only the new tokens are convolved: their rows of the earlier-slot table.
-            table = earlier_slots(attention_mask_BxS, self.cfg.token_conv)
-            conv_from = EarlierSlots(*(jax.lax.dynamic_slice_in_dim(a, start, T, axis=2) for a in table))
+        earlier = None
+        if self.cfg.key_smear or self.cfg.token_conv:
+            # Only the new tokens are smeared and convolved: their rows of the earlier-slot table
+            # (one table for both; each reads as many earlier slots as it has weights).
+            table = earlier_slots(attention_mask_BxS, max(self.cfg.key_smear, self.cfg.token_conv))
+            earlier = EarlierSlots(*(jax.lax.dynamic_slice_in_dim(a, start, T, axis=2) for a in table))
         layers = [x] if return_layers else None
         for layer, block in enumerate(self.h):
-            x, cache = block(x, allowed_BxTxS, layer, cache, prefix, rope, earlier, conv_from)
+            x, cache = block(x, allowed_BxTxS, layer, cache, prefix, rope, earlier)
             if return_layers:
                 layers.append(x)
         if cache is not None:
@@ -315,7 +324,8 @@ class GPT2(nnx.Module):
     def new_cache(self, batch: int, max_len: int) -> KVCache:
         cfg = self.cfg
         return KVCache.zeros(
-            cfg.n_layer, batch, max_len, cfg.n_head, cfg.head_dim, dtype=_dtype(cfg), inputs=cfg.token_conv > 0
+            cfg.n_layer, batch, max_len, cfg.n_head, cfg.head_dim, dtype=_dtype(cfg), inputs=cfg.token_conv > 0,
+            smeared=cfg.key_smear > 0,
         )
 
     def __call__(self, ids_BxT, positions_BxT=None, attention_mask_BxT=None):
