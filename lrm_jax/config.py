@@ -67,6 +67,10 @@ class ModelConfig:
     # sentence steps and the probe's "Every k is v" form still not learned (RESULTS.md). 0 = off
     # (plain GPT-2; such models cannot be exported as HF GPT-2).
     token_conv: int = 0
+    # GPT-2's dropout (HF's embd_pdrop = attn_pdrop = resid_pdrop; the reference COCONUT and CODI
+    # train HF GPT-2 in train mode, so at 0.1), used only where the caller passes a dropout key:
+    # the train step does, evaluation and analysis never do. 0 = off.
+    dropout: float = 0.0
 
     def __post_init__(self):
         for name in ("vocab_size", "n_positions", "n_embd", "n_layer", "n_head"):
@@ -91,6 +95,8 @@ class ModelConfig:
                 raise ConfigError(f"model.{name} must be >= 0 (0 = off), got {getattr(self, name)}")
             if getattr(self, name) and self.lora_rank:
                 raise ConfigError(f"model.{name} with model.lora_rank: LoRA trains only its adapters, so it would stay zero")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"model.dropout must be in [0, 1), got {self.dropout}")
         if self.projection_dim < 0 or self.lora_rank < 0:
             raise ConfigError("model.projection_dim and model.lora_rank must be >= 0 (0 = off)")
 

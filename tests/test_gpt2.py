@@ -269,3 +269,31 @@ def test_extra_refuses_export_and_bad_config(variant_model, extra, tmp_path):
         ModelConfig(**{name: -1})
     with pytest.raises(ConfigError, match="lora_rank"):
         ModelConfig(**{name: 2}, lora_rank=4)
+
+
+def test_dropout_rate_and_scale():
+    from lrm_jax.model.gpt2 import Dropout
+
+    out = np.asarray(Dropout(0.25, jax.random.key(0))(jnp.ones(40_000), salt=1))
+    dropped = out == 0
+    assert abs(dropped.mean() - 0.25) < 0.01
+    np.testing.assert_allclose(out[~dropped], 1 / 0.75, rtol=1e-6)  # kept values rescaled: mean 1
+
+
+def test_dropout_runs_only_with_a_key(tiny_cfg):
+    import dataclasses
+
+    model = init_model(dataclasses.replace(tiny_cfg, dropout=0.3), seed=0)
+    plain = init_model(tiny_cfg, seed=0)  # same parameters, no dropout
+    ids = jnp.asarray(np.random.RandomState(4).randint(0, 97, (2, 9)))
+    mask, pos = jnp.ones_like(ids), positions_from_mask(jnp.ones_like(ids))
+
+    def h(m, key=None):
+        return np.asarray(m.forward(m.embed(ids), pos, mask, dropout_key=key).h)
+
+    np.testing.assert_array_equal(h(model), h(plain))  # evaluation: no key, no dropout
+    k1, k2 = jax.random.key(1), jax.random.key(2)
+    assert np.abs(h(model, k1) - h(model)).max() > 1e-2
+    np.testing.assert_array_equal(h(model, k1), h(model, k1))  # a function of the key
+    assert np.abs(h(model, k1) - h(model, k2)).max() > 1e-2
+    np.testing.assert_array_equal(h(plain, k1), h(plain))  # rate 0: the key changes nothing

@@ -107,3 +107,25 @@ def test_latent_generate_equals_unrolled_greedy(tiny_model, batch):
         np.testing.assert_array_equal(np.asarray(gen.tokens[:, i]), np.asarray(tok))
         cur_ids = jnp.concatenate([cur_ids, tok[:, None]], 1)
         cur_mask = jnp.concatenate([cur_mask, jnp.ones((3, 1), jnp.int32)], 1)
+
+
+def test_latent_forward_dropout_is_keyed(tiny_cfg):
+    import dataclasses
+
+    from lrm_jax.model.gpt2 import init_model
+
+    model = init_model(dataclasses.replace(tiny_cfg, dropout=0.2), seed=0)
+    ids = jnp.asarray(np.random.RandomState(5).randint(2, 97, (2, 10)))
+    mask = jnp.ones_like(ids)
+
+    @jax.jit
+    def h(key):
+        return latent_forward(model, ids, mask, n_prefix=4, n_latent=3, dropout_key=key).h
+
+    key = jax.random.key(7)
+    dropped = np.asarray(h(key))
+    np.testing.assert_array_equal(dropped, np.asarray(h(key)))
+    # Every pass draws: the thoughts' columns and the rest differ from the evaluation run.
+    evaluated = np.asarray(latent_forward(model, ids, mask, n_prefix=4, n_latent=3).h)
+    diff = np.abs(dropped - evaluated).max(axis=(0, 2))
+    assert (diff[4:] > 1e-3).all()

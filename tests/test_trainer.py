@@ -15,8 +15,9 @@ from lrm_jax.training.loop import run
 from lrm_jax.training.setup import resolve
 
 # 16 records, batch 8 -> 2 steps per epoch; 3 epochs cross two stage changes (0 -> 1 -> 2).
+# Dropout on, so resume and sharding are also checked for its draws (keyed by seed and step).
 TINY = [
-    "model.n_layer=1", "model.n_embd=32", "model.n_head=2", "model.n_positions=96",
+    "model.n_layer=1", "model.n_embd=32", "model.n_head=2", "model.n_positions=96", "model.dropout=0.1",
     "data.task=arithmetic", "data.n_train=16", "data.n_valid=8",
     "data.generator={min_ops: 2, max_ops: 2, max_value: 10, ops: ['+']}",
     "data.max_question_len=24", "data.max_rest_len=24",

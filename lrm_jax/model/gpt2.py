@@ -27,6 +27,8 @@ Conventions:
 - `token_conv=n` adds to each block's attention input (ln_1 output) a learned per-channel
   causal convolution over the n previous unmasked slots (`h.{i}.token_conv`, nxD, zero at
   init), masked slots skipped in the same way; the cache then also keeps those inputs.
+- Dropout (GPT-2's embedding, attention-probability and residual dropout at `dropout`) runs only
+  when `forward` is given a `dropout_key`: the train step passes one, evaluation never does.
 - Shape suffixes: B batch, T new tokens, S key slots, D model width, H heads, K head dim,
   L layers, V vocab.
 """
@@ -108,6 +110,17 @@ def _rotate(x_BxTxHxK: jax.Array, rope: tuple[jax.Array, jax.Array]) -> jax.Arra
     return out.astype(x_BxTxHxK.dtype)
 
 
+class Dropout(NamedTuple):
+    """Dropout at `rate` drawn from `key`; each call site folds in its own salt."""
+
+    rate: float
+    key: jax.Array
+
+    def __call__(self, x: jax.Array, salt: int) -> jax.Array:
+        keep = jax.random.bernoulli(jax.random.fold_in(self.key, salt), 1.0 - self.rate, x.shape)
+        return jnp.where(keep, x / (1.0 - self.rate), 0.0).astype(x.dtype)
+
+
 class EarlierSlots(NamedTuple):
     """For each key slot (or, sliced, each new token's slot), the slots of the n previous
     unmasked keys in its row."""
@@ -152,7 +165,7 @@ class Attention(nnx.Module):
 
     def __call__(
         self, x_BxTxD, allowed_BxTxS, layer: int, cache: KVCache | None, prefix: KVCache | None,
-        rope=None, earlier: EarlierSlots | None = None,
+        rope=None, earlier: EarlierSlots | None = None, drop: Dropout | None = None,
     ):
         B, T, D = x_BxTxD.shape
         K = D // self.n_head
@@ -192,6 +205,8 @@ class Attention(nnx.Module):
         ) / math.sqrt(K)
         scores_BxHxTxS = jnp.where(allowed_BxTxS[:, None], scores_BxHxTxS, -1e30)
         probs_BxHxTxS = jax.nn.softmax(scores_BxHxTxS, axis=-1).astype(v_BxSxHxK.dtype)
+        if drop is not None:
+            probs_BxHxTxS = drop(probs_BxHxTxS, 3 * layer + 1)
         out_BxTxHxK = 0
         offset = 0
         for k, v in key_parts:
@@ -226,15 +241,19 @@ class Block(nnx.Module):
 
     def __call__(
         self, x, allowed_BxTxS, layer: int, cache: KVCache | None, prefix: KVCache | None, rope=None,
-        earlier: EarlierSlots | None = None,
+        earlier: EarlierSlots | None = None, drop: Dropout | None = None,
     ):
         y = self.ln_1(x)
         if self.token_conv is not None:
             y, cache = self._convolve(y, layer, cache, prefix, earlier)
-        a, cache = self.attn(y, allowed_BxTxS, layer, cache, prefix, rope, earlier)
+        a, cache = self.attn(y, allowed_BxTxS, layer, cache, prefix, rope, earlier, drop)
+        if drop is not None:
+            a = drop(a, 3 * layer + 2)
         x = x + a
-        x = x + self.mlp(self.ln_2(x))
-        return x, cache
+        m = self.mlp(self.ln_2(x))
+        if drop is not None:
+            m = drop(m, 3 * layer + 3)
+        return x + m, cache
 
     def _convolve(self, y_BxTxD, layer, cache, prefix, conv_from: EarlierSlots):
         # The inputs are cached before the convolution: a later token's convolution reads them.
@@ -273,6 +292,7 @@ class GPT2(nnx.Module):
         *,
         prefix: KVCache | None = None,
         return_layers: bool = False,
+        dropout_key: jax.Array | None = None,
     ) -> ForwardOutput:
         """Runs the blocks on input embeddings.
 
@@ -280,6 +300,7 @@ class GPT2(nnx.Module):
         [cache.index, cache.index + T) and attend to every earlier slot allowed by the mask.
         `prefix` is a read-only cache of keys/values that come before all of these slots (its
         slots are counted first in the mask); a loop can close over it instead of carrying it.
+        `dropout_key` turns on the model's dropout (training only).
         """
         B, T, _ = x_BxTxD.shape
         start = 0 if cache is None else cache.index
@@ -299,9 +320,12 @@ class GPT2(nnx.Module):
             # (one table for both; each reads as many earlier slots as it has weights).
             table = earlier_slots(attention_mask_BxS, max(self.cfg.key_smear, self.cfg.token_conv))
             earlier = EarlierSlots(*(jax.lax.dynamic_slice_in_dim(a, start, T, axis=2) for a in table))
+        drop = Dropout(self.cfg.dropout, dropout_key) if dropout_key is not None and self.cfg.dropout > 0 else None
+        if drop is not None:
+            x = drop(x, 0)
         layers = [x] if return_layers else None
         for layer, block in enumerate(self.h):
-            x, cache = block(x, allowed_BxTxS, layer, cache, prefix, rope, earlier)
+            x, cache = block(x, allowed_BxTxS, layer, cache, prefix, rope, earlier, drop)
             if return_layers:
                 layers.append(x)
         if cache is not None:

@@ -56,11 +56,13 @@ def latent_forward(
     intervene: Intervene | None = None,
     return_layers: bool = False,
     cache_len: int | None = None,
+    dropout_key: jax.Array | None = None,
 ) -> LatentOutput:
     """Runs a batch whose columns [n_prefix, n_prefix + n_latent) are continuous thoughts.
 
     `ids_BxT` at the latent columns are ignored (their embeddings are replaced). The key mask
-    covers `cache_len` (default T) slots; slots past T are open for decoding.
+    covers `cache_len` (default T) slots; slots past T are open for decoding. `dropout_key`
+    (training) gives each of the Z + 2 passes its own dropout draw.
     """
     B, T = ids_BxT.shape
     P, Z = n_prefix, n_latent
@@ -74,11 +76,14 @@ def latent_forward(
     cache_len = T if cache_len is None else cache_len
     keys_BxS = key_mask(mask_BxT, cache_len)
 
+    def pass_key(i):
+        return None if dropout_key is None else jax.random.fold_in(dropout_key, i)
+
     # Three caches instead of one: the prefix's is read-only inside the scan (closed over, not
     # carried), so the backward pass neither stores nor differentiates it once per thought.
     pre = model.forward(
         x_BxTxD[:, :P], positions_BxT[:, :P], keys_BxS[:, :P], model.new_cache(B, P),
-        return_layers=return_layers,
+        return_layers=return_layers, dropout_key=pass_key(0),
     )
 
     def step(carry, z):
@@ -89,6 +94,7 @@ def latent_forward(
         out = model.forward(
             x_BxD[:, None], jax.lax.dynamic_slice_in_dim(positions_BxT, P + z, 1, axis=1),
             keys_BxS[:, : P + Z], cache, prefix=pre.cache, return_layers=return_layers,
+            dropout_key=pass_key(1 + z),
         )
         h_BxD = out.h[:, 0]
         ys = (h_BxD, x_BxD, out.layers[:, :, 0] if return_layers else None)
@@ -106,7 +112,7 @@ def latent_forward(
         before = KVCache.concat([pre.cache], P)
     rest = model.forward(
         x_BxTxD[:, P + Z :], positions_BxT[:, P + Z :], keys_BxS, model.new_cache(B, cache_len - P - Z),
-        prefix=before, return_layers=return_layers,
+        prefix=before, return_layers=return_layers, dropout_key=pass_key(Z + 1),
     )
     cache = KVCache.concat([before, rest.cache], T)
 

@@ -55,17 +55,21 @@ def _hidden_at(model: GPT2, layers_LxBxTxD, pos_B):
     return picked.at[-1].set(model.final_norm(picked[-1]))
 
 
-def codi_loss(model: GPT2, batch: dict, layout: Layout, method_cfg):
+def codi_loss(model: GPT2, batch: dict, layout: Layout, method_cfg, dropout_key=None):
     """CODI loss of a BxMxT batch (M = 2 or 3 rows per record); returns (loss, metrics)."""
     ids, mask, loss_mask, distill = batch["ids"], batch["mask"], batch["loss_mask"], batch["distill"]
     B, M, T = ids.shape
     start = layout.n_prefix + layout.n_latent
+    keys = (None, None) if dropout_key is None else jax.random.split(dropout_key)
     student = latent_forward(
-        model, ids[:, 0], mask[:, 0], n_prefix=layout.n_prefix, n_latent=layout.n_latent, return_layers=True
+        model, ids[:, 0], mask[:, 0], n_prefix=layout.n_prefix, n_latent=layout.n_latent, return_layers=True,
+        dropout_key=keys[0],
     )
     plain_ids = ids[:, 1:].reshape(B * (M - 1), T)
     plain_mask = mask[:, 1:].reshape(B * (M - 1), T)
-    plain = model.forward(model.embed(plain_ids), positions_from_mask(plain_mask), plain_mask, return_layers=True)
+    plain = model.forward(
+        model.embed(plain_ids), positions_from_mask(plain_mask), plain_mask, return_layers=True, dropout_key=keys[1]
+    )
 
     ce_s, n_s, hit_s = token_ce(model, student.h, ids[:, 0], loss_mask[:, 0], start)
     plain_loss_mask = loss_mask[:, 1:].reshape(B * (M - 1), T)

@@ -98,19 +98,25 @@ def _encoder(inputs: RunInputs, stage: int, epoch: int, layout=None):
     return encode
 
 
-def make_train_step(graphdef, tx, method_cfg, layout, state_sharding, data_sharding, counter, micro_batches=1):
+def make_train_step(
+    graphdef, tx, method_cfg, layout, state_sharding, data_sharding, counter, micro_batches=1, dropout_seed=None
+):
+    """The jitted step. With `dropout_seed`, the model's dropout draws from a key made of that
+    seed and the step number, so a resumed run draws what the uninterrupted one would."""
+
     def step(state: TrainState, batch):
         counter[0] += 1  # runs only while tracing: counts compilations
 
-        def loss_fn(params, rows):
+        def loss_fn(params, rows, dropout_key=None):
             model = nnx.merge(graphdef, params)
             if method_cfg.name in CODI_METHODS:
-                return codi_loss(model, rows, layout, method_cfg)
+                return codi_loss(model, rows, layout, method_cfg, dropout_key)
             # A bucket's rows are narrower in the question only: read them with its width.
             rows_layout = layout.with_length(rows["ids"].shape[-1])
-            return lm_loss(model, rows, method_cfg.name, rows_layout, method_cfg.mode_weights)
+            return lm_loss(model, rows, method_cfg.name, rows_layout, method_cfg.mode_weights, dropout_key)
 
-        (_, metrics), grads = chunked_value_and_grad(loss_fn, state.params, batch, micro_batches)
+        key = None if dropout_seed is None else jax.random.fold_in(jax.random.key(dropout_seed), state.step)
+        (_, metrics), grads = chunked_value_and_grad(loss_fn, state.params, batch, micro_batches, key)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         metrics["grad_norm"] = optax.tree.norm(grads)
@@ -200,7 +206,10 @@ def run(
         logger.log(int(state.step), "info", note=note)
 
     counter = [0]
-    train_step = make_train_step(graphdef, tx, cfg.method, layout, state_sharding, data_sharding, counter, t.micro_batches)
+    train_step = make_train_step(
+        graphdef, tx, cfg.method, layout, state_sharding, data_sharding, counter, t.micro_batches,
+        dropout_seed=t.seed if cfg.model.dropout > 0 else None,
+    )
     source = list(enumerate(inputs.train))
     step = int(state.step)
     # time_limit_minutes counts this invocation's time (a resumed run gets the limit afresh).

@@ -22,15 +22,20 @@ import jax
 import jax.numpy as jnp
 
 
-def chunked_value_and_grad(loss_fn: Callable, params, batch: dict, n_chunks: int):
+def chunked_value_and_grad(loss_fn: Callable, params, batch: dict, n_chunks: int, key: jax.Array | None = None):
     """((loss, metrics), grads) of `loss_fn(params, batch)`, with the rows split into n_chunks.
 
     `loss_fn` returns (token-mean loss, metrics) and metrics["tokens"] = supervised tokens.
-    Scalar metrics are combined with the same token weights.
+    Scalar metrics are combined with the same token weights. With a (dropout) `key`, it is
+    called as `loss_fn(params, rows, key)`, each chunk with its own key.
     """
     vg = jax.value_and_grad(loss_fn, has_aux=True)
+
+    def value_and_grad(rows, c):
+        return vg(params, rows) if key is None else vg(params, rows, jax.random.fold_in(key, c))
+
     if n_chunks == 1:
-        return vg(params, batch)
+        return value_and_grad(batch, 0)
     B = jax.tree.leaves(batch)[0].shape[0]
     if B % n_chunks:
         raise ValueError(f"{B} rows cannot be split into {n_chunks} equal chunks")
@@ -40,14 +45,17 @@ def chunked_value_and_grad(loss_fn: Callable, params, batch: dict, n_chunks: int
 
     chunks = jax.tree.map(split, batch)
 
-    def body(grad_sum, chunk):
-        (loss, metrics), grads = vg(params, chunk)
+    def body(grad_sum, chunk_c):
+        chunk, c = chunk_c
+        (loss, metrics), grads = value_and_grad(chunk, c)
         w = metrics["tokens"]
         grad_sum = jax.tree.map(lambda s, g: s + w * g, grad_sum, grads)
         return grad_sum, ({**metrics, "loss": loss}, w)
 
     # Chunk metrics come out stacked (no accumulator to shape); gradients are summed in place.
-    grad_sum, (per_chunk, weights) = jax.lax.scan(body, jax.tree.map(jnp.zeros_like, params), chunks)
+    grad_sum, (per_chunk, weights) = jax.lax.scan(
+        body, jax.tree.map(jnp.zeros_like, params), (chunks, jnp.arange(n_chunks))
+    )
     total = jnp.maximum(weights.sum(), 1.0)
     metrics = jax.tree.map(lambda m: (weights * m).sum() / total, per_chunk)
     metrics["tokens"] = weights.sum()

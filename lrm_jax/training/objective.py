@@ -17,13 +17,15 @@ from lrm_jax.model.gpt2 import GPT2, positions_from_mask
 from lrm_jax.model.latent import latent_forward
 
 
-def hidden_states(model: GPT2, ids, mask, method: str, layout: Layout) -> jax.Array:
+def hidden_states(model: GPT2, ids, mask, method: str, layout: Layout, dropout_key=None) -> jax.Array:
     if method in ("coconut", "multimode"):
-        return latent_forward(model, ids, mask, n_prefix=layout.n_prefix, n_latent=layout.n_latent).h
-    return model.forward(model.embed(ids), positions_from_mask(mask), mask).h
+        return latent_forward(
+            model, ids, mask, n_prefix=layout.n_prefix, n_latent=layout.n_latent, dropout_key=dropout_key
+        ).h
+    return model.forward(model.embed(ids), positions_from_mask(mask), mask, dropout_key=dropout_key).h
 
 
-def lm_loss(model: GPT2, batch: dict, method: str, layout: Layout, mode_weights=(1.0, 1.0, 1.0)):
+def lm_loss(model: GPT2, batch: dict, method: str, layout: Layout, mode_weights=(1.0, 1.0, 1.0), dropout_key=None):
     """Token-mean cross-entropy over supervised targets; returns (loss, metrics).
 
     Multimode batches are BxMxT (M = 3 modes: latent, verbal, direct); the loss is
@@ -35,7 +37,7 @@ def lm_loss(model: GPT2, batch: dict, method: str, layout: Layout, mode_weights=
         B, M, T = ids.shape
         ids, mask, loss_mask = (x.reshape(B * M, T) for x in (ids, mask, loss_mask))
     start = layout.n_prefix + layout.n_latent
-    h = hidden_states(model, ids, mask, method, layout)
+    h = hidden_states(model, ids, mask, method, layout, dropout_key)
     logits = model.unembed(h[:, start:-1])
     targets = ids[:, start + 1 :]
     weights = loss_mask[:, start:-1]
