@@ -88,6 +88,18 @@ def test_sigterm_saves_a_restorable_checkpoint(cfg, inputs, tmp_path):
     assert run(cfg, tmp_path, progress=False, inputs=inputs).step == 6
 
 
+def test_time_limit_saves_and_scores_the_state_it_stops_with(cfg, inputs, tmp_path):
+    import json
+
+    c = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, time_limit_minutes=1e-9))
+    result = run(c, tmp_path, progress=False, inputs=inputs)
+    assert result.stopped == "time_limit" and result.step == 1
+    assert Checkpointer(tmp_path).latest_step() == 1
+    lines = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    valid = [x for x in lines if x["split"] == "valid"]
+    assert [x["step"] for x in valid] == [1] and valid[0]["accuracy"] == result.val_acc
+
+
 def test_nan_loss_stops_with_clear_error_and_keeps_last_checkpoint(cfg, inputs, tmp_path):
     c = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, lr=1e30, checkpoint_every_steps=1))
     with pytest.raises(FloatingPointError, match="last checkpoint is intact"):
