@@ -255,13 +255,13 @@ class Block(nnx.Module):
             m = drop(m, 3 * layer + 3)
         return x + m, cache
 
-    def _convolve(self, y_BxTxD, layer, cache, prefix, conv_from: EarlierSlots):
+    def _convolve(self, y_BxTxD, layer, cache, prefix, earlier: EarlierSlots):
         # The inputs are cached before the convolution: a later token's convolution reads them.
         if cache is not None:
             cache = cache.write_inputs(layer, y_BxTxD)
         parts = ([prefix.x[layer]] if prefix is not None else []) + [cache.x[layer] if cache is not None else y_BxTxD]
         source_BxSxD = jnp.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]
-        return _add_earlier(y_BxTxD, source_BxSxD, conv_from, self.token_conv[...].astype(y_BxTxD.dtype)), cache
+        return _add_earlier(y_BxTxD, source_BxSxD, earlier, self.token_conv[...].astype(y_BxTxD.dtype)), cache
 
 
 class GPT2(nnx.Module):
