@@ -185,6 +185,8 @@ def _check_concept_path(q: ParsedQuestion, steps: list[str], answer: str) -> Che
         words = step.rstrip(".").split()
         if i == 0 and words[0] == entity:
             words = words[1:]
+            if not words:  # `cot: nodes` writes the entity as a step of its own
+                continue
         if not words or len(words) > 2 or (len(words) == 2 and words[0] != "not"):
             return CheckResult(False, "unparseable_step", i, f"expected '[not] concept', got {step!r}")
         pred = Pred(words[-1].lower(), len(words) == 1)

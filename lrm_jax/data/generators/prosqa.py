@@ -9,7 +9,10 @@ from it only) or a distractor leaf (reachable from the other seed only). Steps a
 one shortest path; graphs whose shortest path falls outside [min_path, max_path] are redrawn.
 `cot="concepts"` writes the path as its nodes instead, the root and the first concept in the
 first step ("Tom rompus", then "kerpus", ...): each next node is then a lookup from the token
-just written (the CPU-sized variant; see the ProntoQA generator).
+just written (the CPU-sized variant; see the ProntoQA generator). `cot="nodes"` writes the same
+tokens with the root as a step of its own ("Tom", "rompus", "kerpus"): a CoT model trained on one
+serves the other, but COCONUT's stage 1 then replaces the root alone, so no thought has to stand
+for two nodes (the thought fed back predicts one token in the CoT model it starts from).
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ class ProsQAConfig:
     min_path: int = 3
     max_path: int = 6
     max_tries: int = 1000
-    cot: str = "sentences"  # or "concepts": the path's nodes, one step per edge
+    cot: str = "sentences"  # "concepts": the path's nodes, one step per edge; "nodes": one per node
 
     def __post_init__(self):
         if not 4 <= self.min_nodes <= self.max_nodes:
@@ -41,8 +44,8 @@ class ProsQAConfig:
             raise ValueError(f"prosqa: max_nodes is limited to {len(CONCEPTS) + len(PEOPLE)} names")
         if not 1 <= self.min_path <= self.max_path:
             raise ValueError("prosqa: need 1 <= min_path <= max_path")
-        if self.cot not in ("sentences", "concepts"):
-            raise ValueError(f"prosqa: cot must be 'sentences' or 'concepts', got {self.cot!r}")
+        if self.cot not in ("sentences", "concepts", "nodes"):
+            raise ValueError(f"prosqa: cot must be 'sentences', 'concepts' or 'nodes', got {self.cot!r}")
 
 
 def _shortest_path(edges_out, src, dst):
@@ -126,6 +129,8 @@ def _one(cfg: ProsQAConfig, rng: np.random.Generator) -> Record | None:
     question += f" Is {names[root]} a {options[0]} or {options[1]}?"
     if cfg.cot == "concepts":
         steps = (f"{names[root]} {names[path[1]]}", *(names[v] for v in path[2:]))
+    elif cfg.cot == "nodes":
+        steps = tuple(names[v] for v in path)
     else:
         steps = tuple(sentence(path[k], path[k + 1]) for k in range(len(path) - 1))
     graph = Graph(tuple(names), tuple(edges), root, target, neg)
