@@ -172,6 +172,8 @@ def test_prosqa_concepts_cot():
     for comp, node in zip(gen(ProsQAConfig(**kw, cot="concepts"), 30, 4), gen(ProsQAConfig(**kw, cot="nodes"), 30, 4)):
         assert (node.question, node.answer, node.graph) == (comp.question, comp.answer, comp.graph)
         assert node.steps == tuple(" ".join(comp.steps).split()) and len(node.steps) == len(comp.steps) + 1
+    for node, only in zip(gen(ProsQAConfig(**kw, cot="nodes"), 30, 4), gen(ProsQAConfig(**kw, cot="concepts_only"), 30, 4)):
+        assert only.steps == node.steps[1:] and only.question == node.question
     with pytest.raises(ValueError, match="cot must be"):
         ProsQAConfig(cot="path")
 

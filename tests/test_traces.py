@@ -63,8 +63,9 @@ def test_concept_paths_of_the_cpu_variants_verify_and_broken_ones_do_not():
     pros = generate_prosqa(ProsQAConfig(min_nodes=8, max_nodes=12, mean_parents=0.8, min_path=3, max_path=4, cot="concepts"), 40, seed=0)
     pronto = generate_prontoqa(ProntoQAConfig(min_hops=2, max_hops=3, n_distractor_properties=0, templates="every",
                                               cot="concepts"), 40, seed=0)
-    nodes = generate_prosqa(ProsQAConfig(min_nodes=8, max_nodes=12, mean_parents=0.8, min_path=3, max_path=4, cot="nodes"), 10, seed=0)
-    assert all(check_record(rec).ok for rec in nodes)
+    for cot in ("nodes", "concepts_only"):
+        other = generate_prosqa(ProsQAConfig(min_nodes=8, max_nodes=12, mean_parents=0.8, min_path=3, max_path=4, cot=cot), 10, seed=0)
+        assert all(check_record(rec).ok for rec in other), cot
     for rec in pros + pronto:
         assert check_record(rec).ok, (rec, check_record(rec))
         skipped = dataclasses.replace(rec, steps=(rec.steps[0], *rec.steps[2:]))

@@ -13,6 +13,8 @@ just written (the CPU-sized variant; see the ProntoQA generator). `cot="nodes"` 
 tokens with the root as a step of its own ("Tom", "rompus", "kerpus"): a CoT model trained on one
 serves the other, but COCONUT's stage 1 then replaces the root alone, so no thought has to stand
 for two nodes (the thought fed back predicts one token in the CoT model it starts from).
+`cot="concepts_only"` leaves the root out ("rompus", "kerpus", ...), as the ProntoQA chains do:
+the first concept is then looked up from the question's "Is Tom a ...".
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ from lrm_jax.data.generators.names import CONCEPTS, PEOPLE
 from lrm_jax.data.records import Graph, Record
 
 
+COT_FORMATS = ("sentences", "concepts", "nodes", "concepts_only")
+
+
 @dataclasses.dataclass(frozen=True)
 class ProsQAConfig:
     min_nodes: int = 18  # the paper's graphs: 23 nodes, 36 edges on average
@@ -35,7 +40,8 @@ class ProsQAConfig:
     min_path: int = 3
     max_path: int = 6
     max_tries: int = 1000
-    cot: str = "sentences"  # "concepts": the path's nodes, one step per edge; "nodes": one per node
+    # "concepts": the path's nodes, one step per edge; "nodes": one per node; "concepts_only": no root
+    cot: str = "sentences"
 
     def __post_init__(self):
         if not 4 <= self.min_nodes <= self.max_nodes:
@@ -44,8 +50,8 @@ class ProsQAConfig:
             raise ValueError(f"prosqa: max_nodes is limited to {len(CONCEPTS) + len(PEOPLE)} names")
         if not 1 <= self.min_path <= self.max_path:
             raise ValueError("prosqa: need 1 <= min_path <= max_path")
-        if self.cot not in ("sentences", "concepts", "nodes"):
-            raise ValueError(f"prosqa: cot must be 'sentences', 'concepts' or 'nodes', got {self.cot!r}")
+        if self.cot not in COT_FORMATS:
+            raise ValueError(f"prosqa: cot must be one of {COT_FORMATS}, got {self.cot!r}")
 
 
 def _shortest_path(edges_out, src, dst):
@@ -129,8 +135,8 @@ def _one(cfg: ProsQAConfig, rng: np.random.Generator) -> Record | None:
     question += f" Is {names[root]} a {options[0]} or {options[1]}?"
     if cfg.cot == "concepts":
         steps = (f"{names[root]} {names[path[1]]}", *(names[v] for v in path[2:]))
-    elif cfg.cot == "nodes":
-        steps = tuple(names[v] for v in path)
+    elif cfg.cot in ("nodes", "concepts_only"):
+        steps = tuple(names[v] for v in path[cfg.cot == "concepts_only":])
     else:
         steps = tuple(sentence(path[k], path[k + 1]) for k in range(len(path) - 1))
     graph = Graph(tuple(names), tuple(edges), root, target, neg)
