@@ -135,8 +135,10 @@ def _one(cfg: ProsQAConfig, rng: np.random.Generator) -> Record | None:
     question += f" Is {names[root]} a {options[0]} or {options[1]}?"
     if cfg.cot == "concepts":
         steps = (f"{names[root]} {names[path[1]]}", *(names[v] for v in path[2:]))
-    elif cfg.cot in ("nodes", "concepts_only"):
-        steps = tuple(names[v] for v in path[cfg.cot == "concepts_only":])
+    elif cfg.cot == "nodes":
+        steps = tuple(names[v] for v in path)
+    elif cfg.cot == "concepts_only":
+        steps = tuple(names[v] for v in path[1:])
     else:
         steps = tuple(sentence(path[k], path[k + 1]) for k in range(len(path) - 1))
     graph = Graph(tuple(names), tuple(edges), root, target, neg)
