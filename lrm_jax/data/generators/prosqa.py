@@ -11,10 +11,9 @@ one shortest path; graphs whose shortest path falls outside [min_path, max_path]
 first step ("Tom rompus", then "kerpus", ...): each next node is then a lookup from the token
 just written (the CPU-sized variant; see the ProntoQA generator). `cot="nodes"` writes the same
 tokens with the root as a step of its own ("Tom", "rompus", "kerpus"): a CoT model trained on one
-serves the other, but COCONUT's stage 1 then replaces the root alone, so no thought has to stand
-for two nodes (the thought fed back predicts one token in the CoT model it starts from).
-`cot="concepts_only"` leaves the root out ("rompus", "kerpus", ...), as the ProntoQA chains do:
-the first concept is then looked up from the question's "Is Tom a ...".
+serves the other, and COCONUT's stage 1 replaces the root alone. `cot="concepts_only"` leaves the
+root out ("rompus", "kerpus", ...), as the ProntoQA chains do: the first concept is then looked up
+from the question's "Is Tom a ...". (Both were tried against COCONUT's stage-1 drop: RESULTS.md.)
 """
 
 from __future__ import annotations
