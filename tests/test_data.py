@@ -168,11 +168,12 @@ def test_prosqa_concepts_cot():
         assert nodes[0] == names[comp.graph.root] and nodes[-1] == names[comp.graph.target]
         assert [s.split()[-1].rstrip(".") for s in sent.steps] == nodes[1:]
         assert all((names.index(a), names.index(b)) in comp.graph.edges for a, b in zip(nodes, nodes[1:]))
-    # "nodes": the same tokens, the root a step of its own (a CoT model serves both curricula)
-    for comp, node in zip(gen(ProsQAConfig(**kw, cot="concepts"), 30, 4), gen(ProsQAConfig(**kw, cot="nodes"), 30, 4)):
+    # "nodes": the same tokens, the root a step of its own (a CoT model serves both curricula);
+    # "concepts_only": the same without the root
+    comps, node_recs, onlys = (gen(ProsQAConfig(**kw, cot=cot), 30, 4) for cot in ("concepts", "nodes", "concepts_only"))
+    for comp, node, only in zip(comps, node_recs, onlys):
         assert (node.question, node.answer, node.graph) == (comp.question, comp.answer, comp.graph)
         assert node.steps == tuple(" ".join(comp.steps).split()) and len(node.steps) == len(comp.steps) + 1
-    for node, only in zip(gen(ProsQAConfig(**kw, cot="nodes"), 30, 4), gen(ProsQAConfig(**kw, cot="concepts_only"), 30, 4)):
         assert only.steps == node.steps[1:] and only.question == node.question
     with pytest.raises(ValueError, match="cot must be"):
         ProsQAConfig(cot="path")
