@@ -189,18 +189,59 @@ def test_multimode_loss_is_the_weighted_sum_of_mode_losses(inputs):
     assert abs(float(metrics["loss_verbal"]) - single[1]) < 1e-5
 
 
-def test_multimode_run_reports_accuracy_per_mode(cfg, inputs, tmp_path):
+@pytest.fixture(scope="module")
+def multimode_run(cfg, inputs, tmp_path_factory):
+    # A small lr keeps the model near its random init, whose modes generate different texts
+    # (test_modes_analysis needs that); at 1e-2 every mode writes only "#".
+    d = tmp_path_factory.mktemp("multimode")
+    c = dataclasses.replace(cfg, method=dataclasses.replace(cfg.method, name="multimode"),
+                            train=dataclasses.replace(cfg.train, num_epochs=1, lr=1e-4))
+    return d, run(c, d, progress=False, inputs=inputs)
+
+
+def test_multimode_run_reports_accuracy_per_mode(multimode_run):
     import json
 
-    c = dataclasses.replace(cfg, method=dataclasses.replace(cfg.method, name="multimode"),
-                            train=dataclasses.replace(cfg.train, num_epochs=1))
-    result = run(c, tmp_path, progress=False, inputs=inputs)
+    d, result = multimode_run
     assert result.compiles == 1
-    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in (d / "metrics.jsonl").read_text().splitlines()]
     valid = [r for r in rows if r["split"] == "valid"][-1]
     assert {"accuracy_latent", "accuracy_verbal", "accuracy_direct"} <= set(valid)
     train = [r for r in rows if r["split"] == "train"][-1]
     assert {"loss_latent", "loss_verbal", "loss_direct"} <= set(train)
+
+
+def test_modes_analysis_scores_each_mode_with_its_own_prompt(multimode_run, straight, inputs, tmp_path, capsys):
+    """Records whose gold answer is what one mode generated: each mode must score its own share.
+    The latent mode wrote the first rows' gold, the direct mode the next ones', the verbal mode
+    the last one's, so a mode prompted wrongly (or the thoughts miscounted) scores differently.
+    The tiny run's modes all write the same token, so its weights get noise to tell them apart."""
+    import json
+
+    from analysis import modes
+    from lrm_jax.training.evaluate import generate_texts, modes_of, parse_answer
+
+    d, _ = multimode_run
+    run, records = modes.load_multimode(str(d)), list(inputs.valid[:6])
+    leaves, treedef = jax.tree.flatten(run.params)
+    keys = jax.random.split(jax.random.key(0), len(leaves))
+    run.params = jax.tree.unflatten(treedef, [x + 0.5 * jax.random.normal(k, x.shape) for x, k in zip(leaves, keys)])
+    texts = {m.name: generate_texts(run.graphdef, run.params, records, run.tokenizer, run.layout, m, run.n_thoughts,
+                                    batch_size=8, max_new_tokens=16) for m in modes_of("multimode")}
+    owner = ["latent", "latent", "latent", "direct", "direct", "verbal"]
+    gold = [dataclasses.replace(r, answer=parse_answer(texts[o][i]) or "none") for i, (r, o) in enumerate(zip(records, owner))]
+    expected = {m: sum(parse_answer(texts[m][i]) == g.answer for i, g in enumerate(gold)) / 6 for m in texts}
+    assert len(set(expected.values())) > 1, "the modes generate the same texts: the test cannot tell them apart"
+    summary = modes.score_modes(run, gold, batch_size=8)
+    assert summary["accuracy"] == pytest.approx(expected) and summary["thoughts"] == run.n_thoughts
+    assert summary["accuracy"]["latent"] >= 0.5 and summary["accuracy"]["direct"] >= 2 / 6
+    # The command line: its files, and a single-mode run refused with the reason.
+    assert modes.main(["--ckpt", str(d), "--limit", "4", "--batch-size", "8", "--out", str(tmp_path / "out")]) == 0
+    assert json.loads((tmp_path / "out" / "summary.json").read_text())["runs"][0]["n"] == 4
+    assert (tmp_path / "out" / "dumbbell.png").stat().st_size > 0
+    assert "| multimode |" in (tmp_path / "out" / "table.md").read_text()
+    assert modes.main(["--ckpt", str(straight[0]), "--out", str(tmp_path / "x")]) == 2
+    assert "has one mode" in capsys.readouterr().err
 
 
 def test_codi_multimode_run_from_a_coconut_run(straight, tmp_path):
