@@ -24,7 +24,9 @@ INSTALL_REQUIRES = [
 ]
 
 EXTRAS_REQUIRE = {
-    "test": ["pytest==9.2.0"],
+    # pytest-xdist: the suite runs as two workers (JAX compiles one at a time per process, so two
+    # processes use both cores of the CI machine).
+    "test": ["pytest==9.2.0", "pytest-xdist==3.8.0"],
     # torch only for parity checks against transformers' PyTorch GPT-2. Always exactly 2.13.0:
     # any other version pulls a multi-GB CUDA build.
     "hf": ["torch==2.13.0"],

@@ -7,7 +7,7 @@ A multi-mode model answers the same questions directly, with a verbalized chain 
 its thoughts, from the same weights, so the differences between its modes are the
 training-matched comparison the paper draws: does the latent mode beat direct answering, and
 does the verbalized chain beat the latent one? For each run this scores every mode by greedy
-generation on the run's validation set (or `--data`), then writes `summary.json`, `table.md`
+generation on the run's validation set (or `--data`), then writes `summary.json`, `summary.md`
 and `dumbbell.png` (one row per run, one dot per mode) under `--out`. The latent mode uses the
 run's full number of thoughts unless `--thoughts` says otherwise.
 """
@@ -19,11 +19,10 @@ import json
 import sys
 from pathlib import Path
 
+from analysis.common import guarded, records_for
 from analysis.plots import dumbbell
-from lrm_jax.data.loaders import DataError, load_records
 from lrm_jax.studies.bundle import LoadedRun, StudyError, load_run
 from lrm_jax.training.evaluate import accuracy, generate_texts, modes_of
-from lrm_jax.training.setup import load_data
 
 MULTI_MODE = ("multimode", "codi_multimode")
 
@@ -53,16 +52,6 @@ def score_modes(run: LoadedRun, records, *, thoughts: int | None = None, batch_s
             "latent_minus_direct": acc["latent"] - acc["direct"], "verbal_minus_latent": acc["verbal"] - acc["latent"]}
 
 
-def records_for(run: LoadedRun, data: str | None, limit: int):
-    if data:
-        loaded = load_records(data, lenient=True)
-        print(loaded.summary(), file=sys.stderr)
-        records = loaded.records
-    else:
-        records = load_data(run.cfg)[1]
-    return records[:limit] if limit else records
-
-
 def table(rows: list[dict]) -> str:
     lines = ["| run | family | task | n | thoughts | direct | latent | verbalized | latent - direct | verbalized - latent |",
              "|---|---|---|---|---|---|---|---|---|---|"]
@@ -80,19 +69,22 @@ def main(argv=None) -> int:
     p.add_argument("--limit", type=int, default=0)
     p.add_argument("--thoughts", type=int, default=None, help="thoughts in the latent mode (default: the run's maximum)")
     p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--out", required=True, help="directory for summary.json, table.md, dumbbell.png")
+    p.add_argument("--out", required=True, help="directory for summary.json, summary.md, dumbbell.png")
     args = p.parse_args(argv)
-    try:
-        runs = [load_multimode(c) for c in args.ckpt]
-        rows = [score_modes(r, records_for(r, args.data, args.limit), thoughts=args.thoughts, batch_size=args.batch_size)
-                for r in runs]
-    except (StudyError, DataError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    return guarded(lambda: run_all(args))
+
+
+def run_all(args) -> int:
+    runs = [load_multimode(c) for c in args.ckpt]
+    rows = []
+    for run in runs:
+        records, note = records_for(run, args.data, args.limit)
+        print(f"{run.path}: {len(records)} records, {note}", file=sys.stderr)
+        rows.append(score_modes(run, records, thoughts=args.thoughts, batch_size=args.batch_size))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").write_text(json.dumps({"runs": rows}, indent=1))
-    (out / "table.md").write_text(table(rows))
+    (out / "summary.md").write_text(table(rows))
     dumbbell({f"{r['label']} ({r['task']})": r["accuracy"] for r in rows}, out / "dumbbell.png",
              title="multi-mode models: accuracy by mode (same weights)")
     print(table(rows), end="")

@@ -69,13 +69,15 @@ def dumbbell(rows: dict[str, dict[str, float]], path: Path, title: str) -> None:
     """One row per model, one dot per mode ({row label: {mode: accuracy in [0, 1]}}), a bar
     spanning the modes: the paper's multi-mode figure."""
     fig, ax = plt.subplots(figsize=(6.4, 1.2 + 0.5 * len(rows)))
-    markers = {"direct": "s", "latent": "o", "verbal": "^"}
+    # The latent mode is a hollow ring drawn over the others: it often sits on the direct mode.
+    style = {"direct": dict(marker="s", color="C2"), "verbal": dict(marker="^", color="C1"),
+             "latent": dict(marker="o", facecolors="none", edgecolors="C0", linewidths=2, s=130, zorder=3)}
     for y, accs in enumerate(rows.values()):
         xs = [100 * v for v in accs.values()]
         ax.plot([min(xs), max(xs)], [y, y], color="0.7", lw=3, zorder=1)
-        for j, (mode, v) in enumerate(accs.items()):
-            ax.scatter(100 * v, y, marker=markers.get(mode, "D"), s=60, color=f"C{j}", zorder=2,
-                       label=mode if y == 0 else None)
+        for mode, v in accs.items():
+            kw = {"s": 60, "zorder": 2, **style.get(mode, dict(marker="D"))}
+            ax.scatter(100 * v, y, label=mode if y == 0 else None, **kw)
     ax.set_yticks(range(len(rows)), list(rows), fontsize=8)
     ax.set(xlabel="accuracy (%)", xlim=(0, 102), ylim=(-0.7, len(rows) - 0.3), title=title)
     ax.legend(fontsize=7, loc="lower left")

@@ -239,7 +239,7 @@ def test_modes_analysis_scores_each_mode_with_its_own_prompt(multimode_run, stra
     assert modes.main(["--ckpt", str(d), "--limit", "4", "--batch-size", "8", "--out", str(tmp_path / "out")]) == 0
     assert json.loads((tmp_path / "out" / "summary.json").read_text())["runs"][0]["n"] == 4
     assert (tmp_path / "out" / "dumbbell.png").stat().st_size > 0
-    assert "| multimode |" in (tmp_path / "out" / "table.md").read_text()
+    assert "| multimode |" in (tmp_path / "out" / "summary.md").read_text()
     assert modes.main(["--ckpt", str(straight[0]), "--out", str(tmp_path / "x")]) == 2
     assert "has one mode" in capsys.readouterr().err
 
