@@ -35,12 +35,17 @@ def load_multimode(ckpt: str) -> LoadedRun:
     return run
 
 
-def score_modes(run: LoadedRun, records, *, thoughts: int | None = None, batch_size: int = 128) -> dict:
-    """Accuracy of every mode of one multi-mode run on `records` (same prompts as the trainer's
-    validation), the latent mode with `thoughts` thoughts (default: the run's maximum)."""
+def thoughts_for(run: LoadedRun, thoughts: int | None) -> int:
     k = run.n_thoughts if thoughts is None else thoughts
     if not 0 <= k <= run.n_thoughts:
         raise StudyError(f"--thoughts {k} not in [0, {run.n_thoughts}] for {run.path}")
+    return k
+
+
+def score_modes(run: LoadedRun, records, *, thoughts: int | None = None, batch_size: int = 128) -> dict:
+    """Accuracy of every mode of one multi-mode run on `records` (same prompts as the trainer's
+    validation), the latent mode with `thoughts` thoughts (default: the run's maximum)."""
+    k = thoughts_for(run, thoughts)
     acc = {}
     for mode in modes_of(run.family):
         texts = generate_texts(run.graphdef, run.params, records, run.tokenizer, run.layout, mode, k,
@@ -76,6 +81,8 @@ def main(argv=None) -> int:
 
 def run_all(args) -> int:
     runs = [load_multimode(c) for c in args.ckpt]
+    for run in runs:  # every bad --thoughts before any scoring
+        thoughts_for(run, args.thoughts)
     rows = []
     for run in runs:
         records, note = records_for(run, args.data, args.limit)
@@ -85,7 +92,10 @@ def run_all(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").write_text(json.dumps({"runs": rows}, indent=1))
     (out / "summary.md").write_text(table(rows))
-    dumbbell({f"{r['label']} ({r['task']})": r["accuracy"] for r in rows}, out / "dumbbell.png",
+    # Figure rows are keyed by name: runs of the same directory name under different parents
+    # would overwrite each other, so such runs are named by their whole path.
+    unique = len({r["label"] for r in rows}) == len(rows)
+    dumbbell({f"{r['label'] if unique else r['ckpt']} ({r['task']})": r["accuracy"] for r in rows}, out / "dumbbell.png",
              title="multi-mode models: accuracy by mode (same weights)")
     print(table(rows), end="")
     print(f"written to {out}")

@@ -16,7 +16,7 @@ from lrm_jax.model.gpt2 import init_model
 from lrm_jax.model.latent import latent_forward
 from lrm_jax.studies.auroc import auroc, auroc_ci
 from lrm_jax.studies.bundle import load_run
-from lrm_jax.studies.necessity import append_tokens, summarize, sweep, sweep_loop
+from lrm_jax.studies.necessity import append_tokens, split_steps, summarize, sweep, sweep_loop
 from lrm_jax.training.checkpoint import Checkpointer, write_run_files
 from lrm_jax.training.setup import resolve
 from lrm_jax.training.state import init_state, make_optimizer, trainable_labels
@@ -223,6 +223,14 @@ def test_logic_blind_search_cli_on_a_prontoqa_run(tmp_path):
         if r["r1"]["found"]:
             assert r["checker"] == "valid" and r["n_edits"] == 3 * len(r["r1"]["steps"])
     assert (tmp_path / "s" / "figure6.png").stat().st_size > 0
+
+
+def test_chains_are_cut_into_the_steps_their_format_writes():
+    """Equations and sentences end a step; a concept chain (no periods) is a step a word."""
+    assert split_steps("<<3+4=7>> <<7-2=5>> ") == ["<<3+4=7>>", "<<7-2=5>>"]
+    assert split_steps("Tom is a rompus. Every rompus is a kerpus.") == ["Tom is a rompus.", "Every rompus is a kerpus."]
+    assert split_steps(" Tom rompus kerpus ") == ["Tom", "rompus", "kerpus"]
+    assert split_steps("") == []
 
 
 def test_auroc_matches_pair_counting():

@@ -118,8 +118,13 @@ def interventions(kind: str, full_thoughts: np.ndarray, seed: int = 0, noise_sca
 
 
 def split_steps(reasoning: str) -> list[str]:
-    """A generated chain cut into steps: after each `>>` equation or sentence-final period."""
-    return [s for s in re.split(r"(?<=>>)\s+|(?<=\.)\s+", reasoning.strip()) if s.strip()]
+    """A generated chain cut into steps: after each `>>` equation or sentence-final period; a
+    chain with neither (the CPU logic variants' `cot: concepts`, "Tom rompus kerpus") one word
+    a step, which would otherwise count as one step and make the sweep all-or-nothing."""
+    text = reasoning.strip()
+    if ">>" not in text and "." not in text:
+        return text.split()
+    return [s for s in re.split(r"(?<=>>)\s+|(?<=\.)\s+", text) if s.strip()]
 
 
 def match_points(matches: Sequence[bool]) -> tuple[int | None, int | None]:
