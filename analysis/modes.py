@@ -22,7 +22,7 @@ from pathlib import Path
 from analysis.common import guarded, records_for
 from analysis.plots import dumbbell
 from lrm_jax.studies.bundle import LoadedRun, StudyError, load_run
-from lrm_jax.training.evaluate import accuracy, generate_texts, modes_of
+from lrm_jax.training.evaluate import mode_accuracies
 
 MULTI_MODE = ("multimode", "codi_multimode")
 
@@ -46,12 +46,9 @@ def score_modes(run: LoadedRun, records, *, thoughts: int | None = None, batch_s
     """Accuracy of every mode of one multi-mode run on `records` (same prompts as the trainer's
     validation), the latent mode with `thoughts` thoughts (default: the run's maximum)."""
     k = thoughts_for(run, thoughts)
-    acc = {}
-    for mode in modes_of(run.family):
-        texts = generate_texts(run.graphdef, run.params, records, run.tokenizer, run.layout, mode, k,
-                               batch_size=batch_size, max_new_tokens=run.cfg.train.max_new_tokens)
-        acc[mode.name] = accuracy(records, texts)
-        print(f"{run.path}: {mode.name} {acc[mode.name]:.4f}")
+    acc = mode_accuracies(run.graphdef, run.params, records, run.tokenizer, run.layout, run.family, k,
+                          batch_size=batch_size, max_new_tokens=run.cfg.train.max_new_tokens)
+    print(f"{run.path}: " + ", ".join(f"{name} {a:.4f}" for name, a in acc.items()))
     return {"ckpt": str(run.path), "label": run.path.name, "method": run.family, "task": run.cfg.data.task,
             "n": len(records), "thoughts": k, "accuracy": acc,
             "latent_minus_direct": acc["latent"] - acc["direct"], "verbal_minus_latent": acc["verbal"] - acc["latent"]}

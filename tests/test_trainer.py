@@ -191,11 +191,9 @@ def test_multimode_loss_is_the_weighted_sum_of_mode_losses(inputs):
 
 @pytest.fixture(scope="module")
 def multimode_run(cfg, inputs, tmp_path_factory):
-    # A small lr keeps the model near its random init, whose modes generate different texts
-    # (test_modes_analysis needs that); at 1e-2 every mode writes only "#".
     d = tmp_path_factory.mktemp("multimode")
     c = dataclasses.replace(cfg, method=dataclasses.replace(cfg.method, name="multimode"),
-                            train=dataclasses.replace(cfg.train, num_epochs=1, lr=1e-4))
+                            train=dataclasses.replace(cfg.train, num_epochs=1))
     return d, run(c, d, progress=False, inputs=inputs)
 
 

@@ -119,6 +119,19 @@ def generate_texts(
     return texts
 
 
+def mode_accuracies(
+    graphdef, params, records: Sequence[Record], tokenizer: Tokenizer, layout: Layout, method: str,
+    n_thoughts: int, *, batch_size: int, max_new_tokens: int, sharding=None,
+) -> dict[str, float]:
+    """Generation accuracy in each mode of a family, keyed by mode name ("" for one-mode families)."""
+    accs = {}
+    for mode in modes_of(method):
+        texts = generate_texts(graphdef, params, records, tokenizer, layout, mode, n_thoughts, batch_size=batch_size,
+                               max_new_tokens=max_new_tokens, sharding=sharding)
+        accs[mode.name] = accuracy(records, texts)
+    return accs
+
+
 def is_hit(record: Record, text: str) -> bool:
     """Whether a generated text's answer (after the last "#") is the record's answer."""
     return parse_answer(text) == normalize(record.answer)

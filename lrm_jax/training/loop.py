@@ -34,7 +34,7 @@ from lrm_jax.data.pipeline import bucketed_pipeline, record_pipeline
 from lrm_jax.sharding import batch_sharding, check_batch_size, global_batch, make_mesh, param_sharding
 from lrm_jax.training.checkpoint import Checkpointer, write_run_files
 from lrm_jax.training.distill import codi_loss
-from lrm_jax.training.evaluate import accuracy, generate_texts, modes_of
+from lrm_jax.training.evaluate import mode_accuracies
 from lrm_jax.training.logger import MetricsLogger
 from lrm_jax.training.microbatch import chunked_value_and_grad
 from lrm_jax.training.objective import lm_loss
@@ -335,10 +335,8 @@ def _evaluate(graphdef, params, inputs: RunInputs, stage, sharding, logger, step
     n_dev = sharding.mesh.size
     batch = max(n_dev, (cfg.train.eval_batch_size // n_dev) * n_dev)
     k = eval_thoughts(cfg, stage)
-    accs = {}
-    for mode in modes_of(cfg.method.name):
-        texts = generate_texts(graphdef, params, records, inputs.tokenizer, inputs.layout, mode, k,
-                               batch_size=batch, max_new_tokens=cfg.train.max_new_tokens, sharding=sharding)
-        accs[f"accuracy_{mode.name}" if mode.name else "accuracy"] = accuracy(records, texts)
+    by_mode = mode_accuracies(graphdef, params, records, inputs.tokenizer, inputs.layout, cfg.method.name, k,
+                              batch_size=batch, max_new_tokens=cfg.train.max_new_tokens, sharding=sharding)
+    accs = {f"accuracy_{name}" if name else "accuracy": a for name, a in by_mode.items()}
     logger.log(step, "valid", epoch=epoch, stage=stage, thoughts=k, n=len(records), **accs)
     return next(iter(accs.values()))
