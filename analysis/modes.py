@@ -19,20 +19,22 @@ import json
 import sys
 from pathlib import Path
 
-from analysis.common import guarded, records_for
+from analysis.common import guarded, open_run, records_for
 from analysis.plots import dumbbell
-from lrm_jax.studies.bundle import LoadedRun, StudyError, load_run
+from lrm_jax.studies.batched import round_batch
+from lrm_jax.studies.bundle import LoadedRun, StudyError
 from lrm_jax.training.evaluate import mode_accuracies
 
 MULTI_MODE = ("multimode", "codi_multimode")
 
 
-def load_multimode(ckpt: str) -> LoadedRun:
-    run = load_run(ckpt)
+def load_multimode(ckpt: str):
+    """(run with its parameters on every device, the rows' sharding), as every study opens a run."""
+    run, sharding = open_run(ckpt)
     if run.family not in MULTI_MODE:
         raise StudyError(f"--ckpt {ckpt}: a {run.family!r} model has one mode; the multi-mode control needs a "
                          f"run trained with method.name in {MULTI_MODE} (use analysis.accuracy for the others)")
-    return run
+    return run, sharding
 
 
 def thoughts_for(run: LoadedRun, thoughts: int | None) -> int:
@@ -42,12 +44,13 @@ def thoughts_for(run: LoadedRun, thoughts: int | None) -> int:
     return k
 
 
-def score_modes(run: LoadedRun, records, *, thoughts: int | None = None, batch_size: int = 128) -> dict:
+def score_modes(run: LoadedRun, records, *, thoughts: int | None = None, batch_size: int = 128, sharding=None) -> dict:
     """Accuracy of every mode of one multi-mode run on `records` (same prompts as the trainer's
     validation), the latent mode with `thoughts` thoughts (default: the run's maximum)."""
     k = thoughts_for(run, thoughts)
     acc = mode_accuracies(run.graphdef, run.params, records, run.tokenizer, run.layout, run.family, k,
-                          batch_size=batch_size, max_new_tokens=run.cfg.train.max_new_tokens)
+                          batch_size=round_batch(batch_size, sharding), max_new_tokens=run.cfg.train.max_new_tokens,
+                          sharding=sharding)
     print(f"{run.path}: " + ", ".join(f"{name} {a:.4f}" for name, a in acc.items()))
     return {"ckpt": str(run.path), "label": run.path.name, "method": run.family, "task": run.cfg.data.task,
             "n": len(records), "thoughts": k, "accuracy": acc,
@@ -78,13 +81,13 @@ def main(argv=None) -> int:
 
 def run_all(args) -> int:
     runs = [load_multimode(c) for c in args.ckpt]
-    for run in runs:  # every bad --thoughts before any scoring
+    for run, _ in runs:  # every bad --thoughts before any scoring
         thoughts_for(run, args.thoughts)
     rows = []
-    for run in runs:
+    for run, sharding in runs:
         records, note = records_for(run, args.data, args.limit)
         print(f"{run.path}: {len(records)} records, {note}", file=sys.stderr)
-        rows.append(score_modes(run, records, thoughts=args.thoughts, batch_size=args.batch_size))
+        rows.append(score_modes(run, records, thoughts=args.thoughts, batch_size=args.batch_size, sharding=sharding))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").write_text(json.dumps({"runs": rows}, indent=1))

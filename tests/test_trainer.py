@@ -220,7 +220,7 @@ def test_modes_analysis_scores_each_mode_with_its_own_prompt(multimode_run, stra
     from lrm_jax.training.evaluate import generate_texts, modes_of, parse_answer
 
     d, _ = multimode_run
-    run, records = modes.load_multimode(str(d)), list(inputs.valid[:6])
+    (run, _), records = modes.load_multimode(str(d)), list(inputs.valid[:6])
     leaves, treedef = jax.tree.flatten(run.params)
     keys = jax.random.split(jax.random.key(0), len(leaves))
     run.params = jax.tree.unflatten(treedef, [x + 0.5 * jax.random.normal(k, x.shape) for x, k in zip(leaves, keys)])
