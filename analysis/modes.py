@@ -21,7 +21,6 @@ from pathlib import Path
 
 from analysis.common import guarded, open_run, records_for
 from analysis.plots import dumbbell
-from lrm_jax.studies.batched import round_batch
 from lrm_jax.studies.bundle import LoadedRun, StudyError
 from lrm_jax.training.evaluate import mode_accuracies
 
@@ -49,7 +48,7 @@ def score_modes(run: LoadedRun, records, *, thoughts: int | None = None, batch_s
     validation), the latent mode with `thoughts` thoughts (default: the run's maximum)."""
     k = thoughts_for(run, thoughts)
     acc = mode_accuracies(run.graphdef, run.params, records, run.tokenizer, run.layout, run.family, k,
-                          batch_size=round_batch(batch_size, sharding), max_new_tokens=run.cfg.train.max_new_tokens,
+                          batch_size=batch_size, max_new_tokens=run.cfg.train.max_new_tokens,
                           sharding=sharding)
     print(f"{run.path}: " + ", ".join(f"{name} {a:.4f}" for name, a in acc.items()))
     return {"ckpt": str(run.path), "label": run.path.name, "method": run.family, "task": run.cfg.data.task,

@@ -59,6 +59,12 @@ def param_sharding(tree, mesh: Mesh):
     return jax.tree.map(one, tree)
 
 
+def round_batch(batch_size: int, sharding: NamedSharding | None) -> int:
+    """`batch_size` rounded down to a multiple of the sharding's devices (at least one row each)."""
+    n = sharding.mesh.size if sharding is not None else 1
+    return max(n, (batch_size // n) * n)
+
+
 def check_batch_size(global_batch: int, mesh: Mesh, micro_batches: int = 1) -> None:
     n = mesh.shape["data"] * mesh.shape["fsdp"]
     if micro_batches > 1 and (global_batch // micro_batches) % n:

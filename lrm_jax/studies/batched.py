@@ -15,16 +15,11 @@ from jax.experimental import multihost_utils
 from tqdm import tqdm
 
 from lrm_jax.config import MeshConfig
-from lrm_jax.sharding import batch_sharding, make_mesh
+from lrm_jax.sharding import batch_sharding, make_mesh, round_batch
 
 
 def default_sharding():
     return batch_sharding(make_mesh(MeshConfig()))
-
-
-def round_batch(batch_size: int, sharding) -> int:
-    n = sharding.mesh.size if sharding is not None else 1
-    return max(n, (batch_size // n) * n)
 
 
 def map_chunks(

@@ -22,6 +22,7 @@ from lrm_jax.data.layout import MODES, Layout, prompt_batch
 from lrm_jax.data.records import Record
 from lrm_jax.model.generate import decode_greedy, prefill
 from lrm_jax.model.latent import latent_generate
+from lrm_jax.sharding import round_batch
 from lrm_jax.tokenizer import Tokenizer
 
 
@@ -96,6 +97,7 @@ def generate_texts(
     graphdef, params, records: Sequence[Record], tokenizer: Tokenizer, layout: Layout, mode: Mode,
     n_thoughts: int, *, batch_size: int, max_new_tokens: int, sharding=None,
 ) -> list[str]:
+    batch_size = round_batch(batch_size, sharding)  # every device gets whole rows
     texts = []
     for start in range(0, len(records), batch_size):
         chunk = list(records[start : start + batch_size])

@@ -332,11 +332,9 @@ def _evaluate(graphdef, params, inputs: RunInputs, stage, sharding, logger, step
     """Generation accuracy in each of the family's modes (the first mode's is returned)."""
     cfg = inputs.cfg
     records = inputs.valid[: cfg.train.eval_limit] if cfg.train.eval_limit else inputs.valid
-    n_dev = sharding.mesh.size
-    batch = max(n_dev, (cfg.train.eval_batch_size // n_dev) * n_dev)
     k = eval_thoughts(cfg, stage)
     by_mode = mode_accuracies(graphdef, params, records, inputs.tokenizer, inputs.layout, cfg.method.name, k,
-                              batch_size=batch, max_new_tokens=cfg.train.max_new_tokens, sharding=sharding)
+                              batch_size=cfg.train.eval_batch_size, max_new_tokens=cfg.train.max_new_tokens, sharding=sharding)
     accs = {f"accuracy_{name}" if name else "accuracy": a for name, a in by_mode.items()}
     logger.log(step, "valid", epoch=epoch, stage=stage, thoughts=k, n=len(records), **accs)
     return next(iter(accs.values()))
