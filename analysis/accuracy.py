@@ -8,8 +8,11 @@ marker, i.e. the thoughts removed. `--show-wrong N` prints the first N misses (g
 the generated text) and counts the misses whose output has no "###" answer at all.
 `--check-traces` (ProsQA/ProntoQA-style runs that write their chain) runs the trace checker on
 every generated chain and counts its verdicts for right and for wrong answers: a right answer
-reached through an invented edge, a wrong one through valid edges to a dead end. The last line is
-JSON: {"thoughts": {k: accuracy}, "n": N}.
+reached through an invented edge, a wrong one through valid edges to a dead end. `--by-steps`
+splits the accuracy by the gold chain's number of steps (path length on ProsQA-style tasks,
+hops on ProntoQA-style, operations on arithmetic): where a model falls short, is it on the long
+chains? The last line is JSON: {"thoughts": {k: accuracy}, "n": N} (+ "by_steps": {k: {steps:
+[records, accuracy]}}).
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ def main(argv=None) -> int:
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--show-wrong", type=int, default=0, metavar="N", help="print the first N misses")
     p.add_argument("--check-traces", action="store_true", help="check each generated chain (logic tasks)")
+    p.add_argument("--by-steps", action="store_true", help="accuracy per number of gold reasoning steps")
     args = p.parse_args(argv)
     try:
         cfg, tok = read_run_files(args.ckpt)
@@ -60,7 +64,7 @@ def main(argv=None) -> int:
     thoughts = args.thoughts if args.thoughts is not None else [layout.n_latent]
     graphdef, params = nnx.split(model, nnx.Param)
     mode = modes_of(cfg.method.name)[0]  # multi-mode models: their latent mode
-    out = {}
+    out, by_steps = {}, {}
     for k in thoughts:
         if not 0 <= k <= layout.n_latent:
             print(f"error: --thoughts {k} not in [0, {layout.n_latent}] for this run", file=sys.stderr)
@@ -73,8 +77,22 @@ def main(argv=None) -> int:
             print_misses(records, texts, args.show_wrong)
         if args.check_traces:
             print_trace_verdicts(records, texts)
-    print(json.dumps({"ckpt": args.ckpt, "method": cfg.method.name, "n": len(records), "thoughts": out}))
+        if args.by_steps:
+            by_steps[k] = accuracy_by_steps(records, texts)
+            print("  by gold steps: " + ", ".join(f"{s} steps {a:.4f} ({n})" for s, (n, a) in by_steps[k].items()))
+    result = {"ckpt": args.ckpt, "method": cfg.method.name, "n": len(records), "thoughts": out}
+    if args.by_steps:
+        result["by_steps"] = by_steps
+    print(json.dumps(result))
     return 0
+
+
+def accuracy_by_steps(records, texts) -> dict[int, tuple[int, float]]:
+    """{number of gold steps: (records, accuracy)}, in increasing number of steps."""
+    hits = collections.defaultdict(list)
+    for rec, text in zip(records, texts, strict=True):
+        hits[len(rec.steps)].append(is_hit(rec, text))
+    return {s: (len(h), sum(h) / len(h)) for s, h in sorted(hits.items())}
 
 
 def other_option(record) -> str | None:

@@ -175,15 +175,30 @@ def test_bad_inputs_are_clear_errors(coconut_dir, tmp_path, capsys):
 def test_accuracy_cli_lists_the_misses(coconut_dir, capsys):
     from analysis import accuracy
 
-    assert accuracy.main(["--ckpt", str(coconut_dir), "--limit", "4", "--thoughts", "1", "--show-wrong", "2"]) == 0
+    assert accuracy.main(["--ckpt", str(coconut_dir), "--limit", "4", "--thoughts", "1", "--show-wrong", "2",
+                          "--by-steps"]) == 0
     out = capsys.readouterr().out
     result = json.loads(out.strip().splitlines()[-1])
     n_miss = round((1 - result["thoughts"]["1"]) * 4)
     assert f"  {n_miss} misses, " in out
     assert out.count("  gold ") == min(n_miss, 2)
+    split = result["by_steps"]["1"].values()  # the per-length rows add up to the whole
+    assert sum(n for n, _ in split) == 4
+    assert abs(sum(n * a for n, a in split) / 4 - result["thoughts"]["1"]) < 1e-9
     assert accuracy.main(["--ckpt", str(coconut_dir), "--thoughts", "9"]) == 2
     assert accuracy.main(["--ckpt", str(coconut_dir), "--check-traces"]) == 2
     assert "ProsQA/ProntoQA-style chains; these records are gsm8k-style" in capsys.readouterr().err
+
+
+def test_accuracy_by_steps_groups_records_by_their_gold_chain_length():
+    from analysis.accuracy import accuracy_by_steps
+    from lrm_jax.data.records import Record
+
+    two = Record("q", ("a", "b"), "x")
+    three = Record("q", ("a", "b", "c"), "y")
+    texts = [" a b ### x", " a b ### z", " a b c ### y", " ### x"]
+    assert accuracy_by_steps([two, two, three, three], texts) == {2: (2, 0.5), 3: (2, 0.5)}
+    assert accuracy_by_steps([three, two, two, two], texts) == {2: (3, 1 / 3), 3: (1, 0.0)}
 
 
 def test_misses_are_sorted_into_the_other_option_and_neither(capsys):
