@@ -9,9 +9,9 @@ the generated text) and counts the misses whose output has no "###" answer at al
 `--check-traces` (ProsQA/ProntoQA-style runs that write their chain) runs the trace checker on
 every generated chain and counts its verdicts for right and for wrong answers: a right answer
 reached through an invented edge, a wrong one through valid edges to a dead end. `--by-steps`
-splits the accuracy by the gold chain's number of steps (path length on ProsQA-style tasks,
-hops on ProntoQA-style, operations on arithmetic): where a model falls short, is it on the long
-chains? The last line is JSON: {"thoughts": {k: accuracy}, "n": N} (+ "by_steps": {k: {steps:
+splits the accuracy by the gold chain's number of steps as the record writes them (the path's
+edges on ProsQA-style tasks; ProntoQA-style chains add the "[not] P" step to their hops): where
+a model falls short, is it on the long chains? The last line is JSON: {"thoughts": {k: accuracy}, "n": N} (+ "by_steps": {k: {steps:
 [records, accuracy]}}).
 """
 
