@@ -11,8 +11,8 @@ every generated chain and counts its verdicts for right and for wrong answers: a
 reached through an invented edge, a wrong one through valid edges to a dead end. `--by-steps`
 splits the accuracy by the gold chain's number of steps as the record writes them (the path's
 edges on ProsQA-style tasks; ProntoQA-style chains add the "[not] P" step to their hops): where
-a model falls short, is it on the long chains? The last line is JSON: {"thoughts": {k: accuracy}, "n": N} (+ "by_steps": {k: {steps:
-[records, accuracy]}}).
+a model falls short, is it on the long chains? The last line is JSON:
+{"thoughts": {k: accuracy}, "n": N} (+ "by_steps": {k: {steps: [records, accuracy]}}).
 """
 
 from __future__ import annotations
@@ -79,7 +79,8 @@ def main(argv=None) -> int:
             print_trace_verdicts(records, texts)
         if args.by_steps:
             by_steps[k] = accuracy_by_steps(records, texts)
-            print("  by gold steps: " + ", ".join(f"{s} steps {a:.4f} ({n})" for s, (n, a) in by_steps[k].items()))
+            rows = (f"{s} steps {a:.4f} ({n})" for s, (n, a) in by_steps[k].items())
+            print("  by gold steps: " + ", ".join(rows))
     result = {"ckpt": args.ckpt, "method": cfg.method.name, "n": len(records), "thoughts": out}
     if args.by_steps:
         result["by_steps"] = by_steps
@@ -89,10 +90,10 @@ def main(argv=None) -> int:
 
 def accuracy_by_steps(records, texts) -> dict[int, tuple[int, float]]:
     """{number of gold steps: (records, accuracy)}, in increasing number of steps."""
-    hits = collections.defaultdict(list)
-    for rec, text in zip(records, texts, strict=True):
-        hits[len(rec.steps)].append(is_hit(rec, text))
-    return {s: (len(h), sum(h) / len(h)) for s, h in sorted(hits.items())}
+    groups = collections.defaultdict(list)
+    for pair in zip(records, texts, strict=True):
+        groups[len(pair[0].steps)].append(pair)
+    return {s: (len(g), accuracy(*zip(*g))) for s, g in sorted(groups.items())}
 
 
 def other_option(record) -> str | None:
