@@ -60,11 +60,15 @@ LOGIC = (
     "model.n_layer=2", "model.n_embd=128", "model.n_head=4", "model.n_positions=128", "model.key_smear=3",
     "train.batch_size=32", "train.max_new_tokens=24", "train.schedule=warmup_cosine", "train.clip_norm=1.0",
 )
-COT = ("train.lr=2e-3", "train.warmup_steps=100", "train.num_epochs=3")
+# Rows split into 4 chunks inside the step: 1.5-1.7x more CoT steps a minute on 2 cores, 1.0-1.2x
+# for COCONUT's (BENCHMARKS.md, `benchmarks/demo_chunks.py`); CODI's several losses cannot
+# be chunked this way.
+CHUNKED = ("train.micro_batches=4",)
+COT = ("train.lr=2e-3", "train.warmup_steps=100", "train.num_epochs=3") + CHUNKED
 # From the CoT model: stages 1..3 (one step each, one epoch of 156 steps each), then one more
 # epoch with every step latent. Fewer steps per stage did not learn (8% after 62 per stage).
 COCONUT = ("method.c_thought=1", "method.max_latent_stage=3", "method.epochs_per_stage=1",
-           "method.first_epoch=1", "train.num_epochs=4", "train.lr=1e-3", "train.warmup_steps=20")
+           "method.first_epoch=1", "train.num_epochs=4", "train.lr=1e-3", "train.warmup_steps=20") + CHUNKED
 CODI = ("method.num_latent=6", "model.projection_dim=128", "train.num_epochs=2",
         "train.lr=1e-3", "train.warmup_steps=20", "train.weight_decay=0.1", "train.clip_norm=2.0")
 
@@ -77,7 +81,9 @@ TASKS = {
     # (configs/prontoqa_cpu_cot.yaml says why): at this size that is what makes its lookups
     # learnable within a few minutes (RESULTS.md, logic section).
     "logic": (LOGIC, [
-        Job("cot", "cot", 2.0, COT), Job("nocot", "nocot", 0.5, COT),
+        # Four epochs (1,000 steps): its lookups are learned between steps 500 and 1,000, and three
+        # epochs (750 steps) scored 86-89% in session 17 (RESULTS.md, demo section).
+        Job("cot", "cot", 2.5, COT + ("train.num_epochs=4",)), Job("nocot", "nocot", 0.5, COT),
         Job("coconut", "coconut", 3.0, COCONUT + ("method.max_latent_stage=2", "train.num_epochs=3"), "cot"),
         # The teacher keeps its last step, the final lookup (configs/prontoqa_cpu_codi.yaml).
         Job("codi", "codi", 1.0, CODI + ("data.n_train=3000", "method.drop_last_step=false"), "cot"),
@@ -115,13 +121,7 @@ def train_job(out: Path, task: str, common, job: Job, quick: bool) -> dict:
     if done.exists():
         print(f"[{task}/{job.name}] done earlier, skipped")
         return json.loads(done.read_text())
-    overrides = [*common, f"method.name={job.method}", *job.overrides, f"train.time_limit_minutes={job.minutes}",
-                 "train.eval_every_epochs=1000", "train.log_every=20"]
-    if job.init_from:
-        overrides.append(f"train.init_from={out / 'runs' / f'{task}_{job.init_from}'}")
-    if quick:
-        overrides += list(QUICK)
-    cfg = load(RunConfig, None, overrides)
+    cfg = job_config(out, task, common, job, quick)
     print(f"[{task}/{job.name}] training {job.method} for at most {job.minutes} min in {workdir}")
     start = time.time()
     result = train(cfg, workdir, progress=True)
@@ -129,6 +129,17 @@ def train_job(out: Path, task: str, common, job: Job, quick: bool) -> dict:
             "stopped": result.stopped, "minutes": (time.time() - start) / 60, "accuracy": score(workdir, quick)}
     done.write_text(json.dumps(info))
     return info
+
+
+def job_config(out: Path, task: str, common, job: Job, quick: bool = False, extra=()) -> RunConfig:
+    """The resolved config of one demo job (`extra`: overrides applied last, for benchmarks)."""
+    overrides = [*common, f"method.name={job.method}", *job.overrides, f"train.time_limit_minutes={job.minutes}",
+                 "train.eval_every_epochs=1000", "train.log_every=20"]
+    if job.init_from:
+        overrides.append(f"train.init_from={out / 'runs' / f'{task}_{job.init_from}'}")
+    if quick:
+        overrides += list(QUICK)
+    return load(RunConfig, None, [*overrides, *extra])
 
 
 def score(workdir: Path, quick: bool) -> float:

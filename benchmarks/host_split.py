@@ -17,7 +17,8 @@ import platform
 import subprocess
 import sys
 import tempfile
-from pathlib import Path
+
+from benchmarks.timing import logged_seconds_per_step
 
 
 def time_run(config: str, devices: int, steps: int, overrides: list[str]) -> float:
@@ -27,10 +28,7 @@ def time_run(config: str, devices: int, steps: int, overrides: list[str]) -> flo
                "--set", f"train.max_steps={steps}", "--set", "train.log_every=10", "--set", "train.eval_limit=4",
                *[x for o in overrides for x in ("--set", o)]]
         subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL)
-        rows = [json.loads(line) for line in (Path(work) / "metrics.jsonl").read_text().splitlines()]
-        train = [r for r in rows if r["split"] == "train"]
-        first, last = train[0], train[-1]
-        return (last["time"] - first["time"]) / (last["step"] - first["step"])
+        return logged_seconds_per_step(work)
 
 
 def main(argv=None) -> None:

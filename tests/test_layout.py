@@ -89,3 +89,14 @@ def test_multimode_rows_select_the_mode_in_column_p_minus_1(data):
     texts = [tok.decode(ids[m, 1:][loss[m, :-1].astype(bool)]) for m in range(3)]
     assert texts[1].startswith(" " + recs[0].steps[0]) and texts[2].startswith(" ###")
     assert texts[0].startswith(" " + recs[0].steps[1])  # stage 1: the first step became thoughts
+
+
+@pytest.mark.parametrize("method,expect", [("coconut", [0, 1, 1, 2, 2]), ("pause", [0, 1, 1, 2, 2]),
+                                           ("cot", [0] * 5), ("nocot", [0] * 5)])
+def test_stage_of_epoch_counts_for_curriculum_methods_only(method, expect):
+    # first_epoch shifts the curriculum; a CoT run's logs used to show stages that changed nothing.
+    from lrm_jax.config import RunConfig, load
+    from lrm_jax.training.loop import stage_of
+
+    cfg = load(RunConfig, None, [f"method.name={method}", "method.epochs_per_stage=2", "method.first_epoch=1"])
+    assert [stage_of(cfg, epoch) for epoch in range(5)] == expect

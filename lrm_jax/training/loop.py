@@ -53,6 +53,10 @@ class RunResult:
 
 
 def stage_of(cfg: RunConfig, epoch: int) -> int:
+    """The curriculum stage of `epoch`; 0 throughout for methods without a curriculum, so their
+    logs and progress bars do not show a stage that changes nothing."""
+    if cfg.method.name not in CURRICULUM_METHODS:
+        return 0
     return (cfg.method.first_epoch + epoch) // cfg.method.epochs_per_stage
 
 
