@@ -60,8 +60,8 @@ LOGIC = (
     "model.n_layer=2", "model.n_embd=128", "model.n_head=4", "model.n_positions=128", "model.key_smear=3",
     "train.batch_size=32", "train.max_new_tokens=24", "train.schedule=warmup_cosine", "train.clip_norm=1.0",
 )
-# Rows split into 4 chunks inside the step: 1.5-1.7x more CoT steps a minute on 2 cores, 1.0-1.2x
-# for COCONUT's (BENCHMARKS.md, `benchmarks/demo_chunks.py`); CODI's several losses cannot
+# Rows split into 4 chunks inside the step: 1.5-1.7x more CoT steps a minute on 2 cores, 0.8-1.2x
+# (noise) for COCONUT's (BENCHMARKS.md, `benchmarks/demo_chunks.py`); CODI's several losses cannot
 # be chunked this way.
 CHUNKED = ("train.micro_batches=4",)
 COT = ("train.lr=2e-3", "train.warmup_steps=100", "train.num_epochs=3") + CHUNKED
