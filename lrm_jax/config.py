@@ -221,6 +221,10 @@ class TrainConfig:
     time_limit_minutes: float = 0.0  # > 0: save and stop after this many minutes of this invocation
     seed: int = 0
     init_from: str = ""  # an lrm_jax run directory or a local HF GPT-2 directory
+    # Embedding rows copied after init_from, "dst=src" by special-token role. "bot=end_latent"
+    # starts CODI's <bot> as the token after which a CoT model of this project writes its first
+    # step, so the first thought already holds that step (RESULTS.md, session 18).
+    init_copy_rows: tuple[str, ...] = ()
     log_every: int = 20
     eval_every_epochs: int = 1
     eval_limit: int = 0  # 0 = the whole validation set
@@ -242,6 +246,11 @@ class TrainConfig:
             )
         if self.schedule not in ("constant", "warmup_cosine"):
             raise ConfigError("train.schedule must be 'constant' or 'warmup_cosine'")
+        for pair in self.init_copy_rows:
+            if pair.count("=") != 1 or not all(pair.split("=")):
+                raise ConfigError(f"train.init_copy_rows: {pair!r} is not 'dst=src' (special-token roles, e.g. bot=end_latent)")
+        if self.init_copy_rows and not self.init_from:
+            raise ConfigError("train.init_copy_rows copies rows of a trained model: set train.init_from too")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -18,8 +18,8 @@ from lrm_jax.model.latent import latent_forward
 from lrm_jax.tokenizer import WordTokenizer
 from lrm_jax.training.distill import codi_loss, layer_distance
 from lrm_jax.training.state import init_state, make_optimizer, trainable_labels
-from lrm_jax.config import TrainConfig
-from lrm_jax.training.setup import _transplant
+from lrm_jax.config import ConfigError, TrainConfig
+from lrm_jax.training.setup import _copy_rows, _transplant
 
 LAYOUT = Layout(max_question_len=30, max_latent_stage=1, c_thought=3, max_rest_len=30)
 
@@ -172,3 +172,22 @@ def test_lora_starts_at_the_base_model_and_trains_only_adapters_and_projection(t
     changed = {".".join(map(str, k)) for k in before if not np.allclose(before[k], after[k])}
     assert changed and all("lora" in n or n.startswith("prj") for n in changed), changed
     assert any("lora_a" in n for n in changed) and any(n.startswith("prj") for n in changed)
+
+
+def test_init_copy_rows_starts_bot_as_another_tokens_embedding(tiny_cfg):
+    tok = WordTokenizer.build(["a b c"])
+    model = init_model(dataclasses.replace(tiny_cfg, vocab_size=tok.vocab_size), seed=0)
+    before = np.asarray(model.wte.embedding[...]).copy()
+    note = _copy_rows(model, tok, ("bot=end_latent",))
+    after = np.asarray(model.wte.embedding[...])
+    bot, end = tok.ids["bot"], tok.ids["end_latent"]
+    assert "bot=end_latent" in note and not np.allclose(before[bot], before[end])
+    np.testing.assert_array_equal(after[bot], before[end])
+    others = np.arange(len(before)) != bot
+    np.testing.assert_array_equal(after[others], before[others])
+    with pytest.raises(ConfigError, match="unknown role.*'start'"):
+        _copy_rows(model, tok, ("bot=start",))
+    with pytest.raises(ConfigError, match="not 'dst=src'"):
+        TrainConfig(init_from="runs/cot", init_copy_rows=("bot",))
+    with pytest.raises(ConfigError, match="set train.init_from"):
+        TrainConfig(init_copy_rows=("bot=end_latent",))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
@@ -170,7 +171,23 @@ def initial_model(cfg: RunConfig, tokenizer: Tokenizer) -> tuple[GPT2, str]:
     else:
         raise ConfigError(f"train.init_from={src}: neither an lrm_jax run (config.yaml) nor an HF directory (config.json)")
     fresh = _transplant(source, model, tokenizer)
-    return model, f"initialised from {what}" + (f"; newly initialised: {', '.join(fresh)}" if fresh else "")
+    copied = _copy_rows(model, tokenizer, cfg.train.init_copy_rows)
+    return model, f"initialised from {what}" + (f"; newly initialised: {', '.join(fresh)}" if fresh else "") + copied
+
+
+def _copy_rows(model: GPT2, tokenizer: Tokenizer, pairs: tuple[str, ...]) -> str:
+    """Applies `train.init_copy_rows` ("dst=src" special-token roles) to the embedding table."""
+    if not pairs:
+        return ""
+    table = np.asarray(model.wte.embedding[...]).copy()
+    for pair in pairs:
+        dst, src = pair.split("=")
+        unknown = [r for r in (dst, src) if r not in tokenizer.ids]
+        if unknown:
+            raise ConfigError(f"train.init_copy_rows: {pair!r} names unknown role(s) {unknown}; roles: {sorted(tokenizer.ids)}")
+        table[tokenizer.ids[dst]] = table[tokenizer.ids[src]]
+    model.wte.embedding.set_value(jnp.asarray(table))
+    return f"; embedding rows copied: {', '.join(pairs)}"
 
 
 def _transplant(source: GPT2, model: GPT2, tokenizer: Tokenizer) -> list[str]:
