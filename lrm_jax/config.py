@@ -39,6 +39,13 @@ class ModelConfig:
     # 0 = none (COCONUT feeds the post-ln_f hidden state itself); CODI uses n_embd.
     projection_dim: int = 0
     projection_ln: bool = True
+    # Length of each fed-back thought. "none": as the references (post-ln_f, then the projection):
+    # about sqrt(n_embd) long, where this project's small models have token embeddings of length
+    # ~1 (17 against 0.94 in the ProntoQA-style CoT model). "embedding": rescaled to the mean
+    # length of the token-embedding rows, so a CoT model reads a thought as the token it predicts
+    # and, from init, carries its chain on through the thoughts (RESULTS.md, session 18). Not
+    # in either reference.
+    thought_norm: str = "none"
     # LoRA on c_attn / c_proj / c_fc (CODI's runs from a pretrained GPT-2): rank 0 = full
     # fine-tuning. With LoRA only the adapters and the projection are trained.
     lora_rank: int = 0
@@ -97,6 +104,8 @@ class ModelConfig:
                 raise ConfigError(f"model.{name} with model.lora_rank: LoRA trains only its adapters, so it would stay zero")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"model.dropout must be in [0, 1), got {self.dropout}")
+        if self.thought_norm not in ("none", "embedding"):
+            raise ConfigError(f"model.thought_norm must be 'none' or 'embedding', got {self.thought_norm!r}")
         if self.projection_dim < 0 or self.lora_rank < 0:
             raise ConfigError("model.projection_dim and model.lora_rank must be >= 0 (0 = off)")
 

@@ -21,6 +21,7 @@ def test_yaml_diff_and_overrides(tmp_path):
         (["n_embd=30"], "divisible"),
         (["n_layer=two"], "n_layer must be int"),
         (["dtype=float16"], "dtype"),
+        (["thought_norm=rms"], "thought_norm must be .none. or .embedding."),
         (["n_layer"], "key=value"),
     ],
 )

@@ -10,14 +10,15 @@ from lrm_jax.model.gpt2 import positions_from_mask
 from lrm_jax.model.latent import latent_forward
 
 
-def slow_unrolled(model, ids, mask, P, Z):
+def slow_unrolled(model, ids, mask, P, Z, feedback=None):
     """COCONUT's reference algorithm: a full forward pass per thought, then one more."""
+    feedback = feedback or model.final_norm
     mask = mask.astype(jnp.int32)
     pos = positions_from_mask(mask)
     x = model.embed(ids)
     for z in range(Z):
         h = model.forward(x, pos, mask).h
-        x = x.at[:, P + z].set(model.final_norm(h[:, P + z - 1]))
+        x = x.at[:, P + z].set(feedback(h[:, P + z - 1]))
     return model.forward(x, pos, mask).h
 
 
@@ -44,6 +45,23 @@ def test_latent_forward_equals_unrolled(tiny_model, variant_model, batch, varian
     slow = slow_unrolled(model, ids, mask, P, Z)
     real = np.asarray(mask).astype(bool)
     np.testing.assert_allclose(np.asarray(fast.h)[real], np.asarray(slow)[real], atol=1e-5)
+
+
+def test_thought_norm_embedding_feeds_thoughts_at_the_embedding_length(variant_model, batch):
+    model = variant_model(thought_norm="embedding")
+    ids, mask, P, Z = batch
+    target = float(np.linalg.norm(np.asarray(model.wte.embedding[...]), axis=-1).mean())
+
+    def rescaled(h):  # written out here rather than calling the model's own feedback
+        x = model.final_norm(h)
+        return x * target / jnp.linalg.norm(x, axis=-1, keepdims=True)
+
+    fast = latent_forward(model, ids, mask, n_prefix=P, n_latent=Z)
+    slow = slow_unrolled(model, ids, mask, P, Z, feedback=rescaled)
+    real = np.asarray(mask).astype(bool)
+    np.testing.assert_allclose(np.asarray(fast.h)[real], np.asarray(slow)[real], atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(np.asarray(fast.thoughts), axis=-1), target, rtol=1e-4)
+    assert np.linalg.norm(np.asarray(model.final_norm(fast.h[:, P])), axis=-1).min() > 5 * target  # it does rescale
 
 
 def test_latent_gradients_equal_unrolled(tiny_model, batch):

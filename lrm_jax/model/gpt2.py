@@ -339,7 +339,12 @@ class GPT2(nnx.Module):
         """The next thought's input embedding from the last hidden state: the post-ln_f state
         (COCONUT), projected when the model has CODI's projection."""
         x = self.ln_f(h_BxD)
-        return self.prj(x) if self.prj is not None else x
+        x = self.prj(x) if self.prj is not None else x
+        if self.cfg.thought_norm == "embedding":
+            # The target length is a constant of the step, not something to pull the table toward.
+            target = jax.lax.stop_gradient(jnp.mean(jnp.linalg.norm(self.wte.embedding[...].astype(jnp.float32), axis=-1)))
+            x = x * (target / (jnp.linalg.norm(x, axis=-1, keepdims=True) + 1e-6)).astype(x.dtype)
+        return x
 
     def unembed(self, h: jax.Array) -> jax.Array:
         """Final LayerNorm then the tied token embedding; logits in fp32."""
