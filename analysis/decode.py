@@ -73,14 +73,18 @@ def main(argv=None) -> int:
     return guarded(body)
 
 
-def _entities(steps) -> list[str]:
+def gold_entities(steps) -> list[str]:
+    """The entities along a logic record's gold path as the model writes them: the last word of
+    each sentence of each step, lowercased ("Stella is a tumpus." -> "tumpus"; a concept chain's
+    "not luminous" -> "luminous"), a repeat of the previous one dropped. Not singularised: the
+    grid holds the tokens as written, and "tumpus" is already singular."""
     out = []
     for step in steps:
         for sent in step.replace("?", ".").split("."):
             words = sent.split()
             if words:
-                e = singular(words[-1])
-                if not out or out[-1] != e:
+                e = words[-1].lower()
+                if not out or singular(out[-1]) != singular(e):
                     out.append(e)
     return out
 
@@ -119,12 +123,12 @@ def analyse(run, records, grids, predictions) -> list[dict]:
             row["baseline"] = {"tested": bool(baselines), "best_of_1": bool(hits[:1] and hits[0]), "best_of_5": any(hits)}
             row["found_by_layer"] = [search(t, R, A, traces[i], qnums).found for t in layers]
         else:
-            ents = _entities(rec.steps)
+            ents = gold_entities(rec.steps)
             answer_first = rec.answer.split()[0] if rec.answer.split() else rec.answer
             res = path_search(table, R, A, ents, answer_first)
             row["found"] = {k: res.found for k in ("primary", "primary_q", "any", "any_q")}
             row["n_trees"], row["best_tree"] = res.n_trees, res.best
-            others = [_entities(r.steps) for r in records if r is not rec and len(r.steps) == len(rec.steps)]
+            others = [gold_entities(r.steps) for r in records if r is not rec and len(r.steps) == len(rec.steps)]
             rng.shuffle(others)
             hits = [path_search(table, R, A, e, answer_first, require_answer=False).found for e in others[:5] if e != ents]
             row["baseline"] = {"tested": bool(hits), "best_of_1": bool(hits[:1] and hits[0]), "best_of_5": any(hits)}

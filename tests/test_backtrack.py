@@ -57,3 +57,14 @@ def test_logic_path_search_needs_order():
     assert path_search(table, 4, 4, ["wumpus", "zumpus"], "True").found
     assert not path_search(table, 4, 4, ["zumpus", "wumpus"], "True").found
     assert not path_search(table, 4, 4, ["wumpus", "zumpus"], "False").found
+
+
+def test_gold_entities_keep_words_as_written_and_are_found_on_a_concept_grid():
+    from analysis.decode import gold_entities
+
+    assert gold_entities(["tumpus", "fompus", "not luminous"]) == ["tumpus", "fompus", "luminous"]
+    assert gold_entities(["Stella is a tumpus.", "Every tumpus is a fompus."]) == ["tumpus", "fompus"]
+    assert gold_entities(["Tumpuses are fompuses.", "Fompuses are not cold."]) == ["fompuses", "cold"]
+    # top-k rows of a CODI model that writes the chain in its thoughts (<bot>, 3 thoughts, answer)
+    table = rank_table([[" tumpus", " kerpus"], [" fompus", " welpus"], [" not", " luminous"], [" luminous"], [" True", " False"]])
+    assert path_search(table, 4, 4, gold_entities(["tumpus", "fompus", "not luminous"]), "True").found
