@@ -335,15 +335,24 @@ class GPT2(nnx.Module):
     def final_norm(self, h: jax.Array) -> jax.Array:
         return self.ln_f(h)
 
-    def latent_feedback(self, h_BxD: jax.Array) -> jax.Array:
+    def thought_length(self) -> jax.Array | None:
+        """The length every fed-back thought is rescaled to (`thought_norm: embedding`: the mean
+        length of the token-embedding rows), else None. A constant of the step, not something to
+        pull the table toward: no gradient flows through it."""
+        if self.cfg.thought_norm != "embedding":
+            return None
+        table = self.wte.embedding[...].astype(jnp.float32)
+        return jax.lax.stop_gradient(jnp.mean(jnp.linalg.norm(table, axis=-1)))
+
+    def latent_feedback(self, h_BxD: jax.Array, length: jax.Array | None = None) -> jax.Array:
         """The next thought's input embedding from the last hidden state: the post-ln_f state
-        (COCONUT), projected when the model has CODI's projection."""
+        (COCONUT), projected when the model has CODI's projection, rescaled to `length` (default
+        `thought_length()`; pass it in to compute it once per forward) under `thought_norm`."""
         x = self.ln_f(h_BxD)
         x = self.prj(x) if self.prj is not None else x
         if self.cfg.thought_norm == "embedding":
-            # The target length is a constant of the step, not something to pull the table toward.
-            target = jax.lax.stop_gradient(jnp.mean(jnp.linalg.norm(self.wte.embedding[...].astype(jnp.float32), axis=-1)))
-            x = x * (target / (jnp.linalg.norm(x, axis=-1, keepdims=True) + 1e-6)).astype(x.dtype)
+            length = self.thought_length() if length is None else length
+            x = x * (length / (jnp.linalg.norm(x, axis=-1, keepdims=True) + 1e-6)).astype(x.dtype)
         return x
 
     def unembed(self, h: jax.Array) -> jax.Array:

@@ -40,8 +40,10 @@ class LatentOutput(NamedTuple):
 
 
 def coconut_feedback(model: GPT2) -> Feedback:
-    """The model's own feedback: post-ln_f (COCONUT), then the projection if it has one (CODI)."""
-    return model.latent_feedback
+    """The model's own feedback: post-ln_f (COCONUT), then the projection if it has one (CODI).
+    The thought length (`model.thought_norm`) is computed here, once, not inside the thought scan."""
+    length = model.thought_length()
+    return lambda h_BxD: model.latent_feedback(h_BxD, length)
 
 
 def latent_forward(
