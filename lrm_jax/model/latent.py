@@ -10,8 +10,9 @@ One pass fills the prefix into the cache; a `lax.scan` then computes the Z laten
 time, each slot's input embedding being `feedback(h)` of the previous position's last hidden
 state (COCONUT: the final LayerNorm, as HF's post-`ln_f` hidden state; CODI: LayerNorm then the
 projection MLP; either optionally rescaled to the token-embedding length, `model.thought_norm`);
-a last pass runs the rest of the sequence. Gradients flow through every thought. A row that uses fewer than Z thoughts masks its unused slots (attention mask 0) and the
-position ids skip them, which equals running that row's shorter sequence.
+a last pass runs the rest of the sequence. Gradients flow through every thought. A row that
+uses fewer than Z thoughts masks its unused slots (attention mask 0) and the position ids skip
+them, which equals running that row's shorter sequence.
 
 Interventions on thoughts are an explicit argument (`intervene(z, x_BxD) -> x_BxD`, applied to
 the input of latent slot z), never state stored on the model.
