@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
@@ -179,14 +178,14 @@ def _copy_rows(model: GPT2, tokenizer: Tokenizer, pairs: tuple[str, ...]) -> str
     """Applies `train.init_copy_rows` ("dst=src" special-token roles) to the embedding table."""
     if not pairs:
         return ""
-    table = np.asarray(model.wte.embedding[...]).copy()
+    table = model.wte.embedding[...]
     for pair in pairs:
         dst, src = pair.split("=")
         unknown = [r for r in (dst, src) if r not in tokenizer.ids]
         if unknown:
             raise ConfigError(f"train.init_copy_rows: {pair!r} names unknown role(s) {unknown}; roles: {sorted(tokenizer.ids)}")
-        table[tokenizer.ids[dst]] = table[tokenizer.ids[src]]
-    model.wte.embedding.set_value(jnp.asarray(table))
+        table = table.at[tokenizer.ids[dst]].set(table[tokenizer.ids[src]])
+    model.wte.embedding.set_value(table)
     return f"; embedding rows copied: {', '.join(pairs)}"
 
 
