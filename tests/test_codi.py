@@ -178,6 +178,7 @@ def test_init_copy_rows_starts_bot_as_another_tokens_embedding(tiny_cfg):
     tok = WordTokenizer.build(["a b c"])
     model = init_model(dataclasses.replace(tiny_cfg, vocab_size=tok.vocab_size), seed=0)
     before = np.asarray(model.wte.embedding[...]).copy()
+    model.wte.embedding.set_value(before.copy())  # as after _transplant: a NumPy table
     note = _copy_rows(model, tok, ("bot=end_latent",))
     after = np.asarray(model.wte.embedding[...])
     bot, end = tok.ids["bot"], tok.ids["end_latent"]

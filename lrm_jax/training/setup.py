@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
@@ -178,7 +179,8 @@ def _copy_rows(model: GPT2, tokenizer: Tokenizer, pairs: tuple[str, ...]) -> str
     """Applies `train.init_copy_rows` ("dst=src" special-token roles) to the embedding table."""
     if not pairs:
         return ""
-    table = model.wte.embedding[...]
+    # After _transplant the table may hold a NumPy array (no `.at`).
+    table = jnp.asarray(model.wte.embedding[...])
     for pair in pairs:
         dst, src = pair.split("=")
         unknown = [r for r in (dst, src) if r not in tokenizer.ids]
