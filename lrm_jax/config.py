@@ -179,6 +179,9 @@ class MethodConfig:
     uniform_prob: float = 0.0
     # "stage": re-create AdamW when the stage changes (the paper); "epoch": every epoch (the
     # reference code, issues #10/#39); "never". CoT and No-CoT never reset (no curriculum).
+    # Stages go on counting past max_latent_stage, so with "stage" a run longer than its
+    # curriculum still resets every epochs_per_stage epochs; each reset restarts the schedule,
+    # whose horizon is one reset period (a warm restart, where the schedule would otherwise end).
     reset_optimizer: str = "stage"
     # Thoughts used at evaluation; -1 = the current stage's number (as the reference).
     eval_thoughts: int = -1
