@@ -1,7 +1,7 @@
 """Training-step throughput: our COCONUT step vs a PyTorch n+1-pass baseline, our CoT step, MFU.
 
     python -m benchmarks.train_step [--size tiny|small] [--steps 5] [--batch B] [--skip-torch]
-                                    [--reference-feedback] [--key-smear N]
+                                    [--reference-feedback] [--key-smear N] [--unroll]
 
 Batches mirror perf-anchors.md: synthetic ProsQA at stage 6 with `pad_latent_to_max`: a question
 of 200-300 random tokens, the start marker, 6 thought slots, the end marker and 9-11 answer
@@ -21,6 +21,7 @@ baseline has no such option, so it needs `--skip-torch`).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -149,6 +150,8 @@ def main(argv=None):
     p.add_argument("--reference-feedback", action="store_true",
                    help="also time the torch baseline writing thoughts the reference's way (slow)")
     p.add_argument("--key-smear", type=int, default=0, help="our model's key_smear (with --skip-torch)")
+    p.add_argument("--unroll", action="store_true",
+                   help="also time our COCONUT step with the thought loop unrolled (model.latent_unroll)")
     p.add_argument("--micro", type=int, default=0,
                    help="also time our steps with the rows split into this many chunks inside the step")
     args = p.parse_args(argv)
@@ -168,6 +171,10 @@ def main(argv=None):
         print(f"lrm_jax {method}: {sec:.4g} s/step", flush=True)
         if method == "coconut":
             report_peak_memory("after our COCONUT steps")
+            if args.unroll:
+                sec, _ = jax_step_time(dataclasses.replace(cfg, latent_unroll=True), layout, batch, method, args.steps)
+                rows["lrm_jax coconut, thoughts unrolled"] = sec
+                print(f"lrm_jax coconut, thoughts unrolled: {sec:.4g} s/step", flush=True)
         if args.micro > 1:
             sec, _ = jax_step_time(cfg, layout, batch, method, args.steps, args.micro)
             rows[f"lrm_jax {method}, {args.micro} chunks"] = sec
@@ -193,6 +200,8 @@ def main(argv=None):
         print(f"| {name} | {sec:.4g} | {tokens / sec:,.0f} | {100 * mfu:.1f}% |")
     ours = rows["lrm_jax coconut"]
     summary = {"latent_overhead_vs_our_cot": ours / rows["lrm_jax cot"]}
+    if args.unroll:
+        summary["latent_overhead_thoughts_unrolled"] = rows["lrm_jax coconut, thoughts unrolled"] / rows["lrm_jax cot"]
     if not args.skip_torch:
         summary["speedup_vs_torch_n+1_pass"] = rows["torch n+1-pass coconut"] / ours
         if args.reference_feedback:

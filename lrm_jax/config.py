@@ -78,6 +78,11 @@ class ModelConfig:
     # train HF GPT-2 in train mode, so at 0.1), used only where the caller passes a dropout key:
     # the train step does, evaluation and analysis never do. 0 = off.
     dropout: float = 0.0
+    # Unroll the thought loop (`lax.scan(..., unroll=True)`), same numerics. Off: unrolling
+    # made the CPU step slower (session 7), and on an H100 an interrupted session saw GPT-2
+    # small's step slower and a tiny model's faster, numbers it did not keep (BENCHMARKS.md).
+    # `benchmarks.train_step --unroll` times it on the machine at hand.
+    latent_unroll: bool = False
 
     def __post_init__(self):
         for name in ("vocab_size", "n_positions", "n_embd", "n_layer", "n_head"):
@@ -138,6 +143,9 @@ class DataConfig:
     n_train: int = 20000
     n_valid: int = 500
     generator: dict = dataclasses.field(default_factory=dict)
+    # Seed of the generated records (validation: seed + 1,000,003); -1 follows train.seed. Set
+    # it to vary a run's initialisation, dropout and order over seeds on the same records.
+    seed: int = -1
     # "word": a word-level vocabulary built from the training data; else a local HF tokenizer dir.
     tokenizer: str = "word"
     max_question_len: int = 64
@@ -157,6 +165,8 @@ class DataConfig:
         for name in ("n_train", "n_valid", "max_question_len", "max_rest_len"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"data.{name} must be positive")
+        if self.seed < -1:
+            raise ConfigError(f"data.seed must be >= 0, or -1 to follow train.seed, got {self.seed}")
         widths = (*self.question_buckets, self.max_question_len)
         if min(widths) <= 0 or any(a >= b for a, b in zip(widths, widths[1:])):
             raise ConfigError(

@@ -33,3 +33,26 @@ def test_bad_values_are_clear_errors(overrides, message):
 def test_missing_file(tmp_path):
     with pytest.raises(ConfigError, match="not found"):
         load(ModelConfig, tmp_path / "nope.yaml")
+
+
+def test_data_seed_fixes_the_records_across_training_seeds():
+    from lrm_jax.config import RunConfig
+    from lrm_jax.training.setup import load_data
+
+    def records(**seeds):
+        data = {"task": "arithmetic", "n_train": 20, "n_valid": 5}
+        if "data" in seeds:
+            data["seed"] = seeds["data"]
+        cfg = from_dict(RunConfig, {"data": data, "train": {"seed": seeds["train"]}})
+        train, valid, notes = load_data(cfg)
+        return [r.question for r in train + valid], notes
+
+    fixed_0, notes = records(train=0, data=7)
+    fixed_1, _ = records(train=1, data=7)
+    assert fixed_0 == fixed_1 and "seed 7" in notes[0]
+    follow_0, _ = records(train=0)
+    follow_1, _ = records(train=1)
+    assert follow_0 != follow_1  # -1: the records follow train.seed, as before data.seed existed
+    assert follow_0 == records(train=0, data=0)[0]
+    with pytest.raises(ConfigError, match="data.seed"):
+        from_dict(RunConfig, {"data": {"seed": -2}})

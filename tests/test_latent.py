@@ -35,8 +35,8 @@ def batch():
 
 
 @pytest.mark.parametrize(
-    "variant", [{}, {"position_embedding": "rope"}, {"key_smear": 2}, {"token_conv": 2}],
-    ids=["learned", "rope", "key_smear", "token_conv"],
+    "variant", [{}, {"position_embedding": "rope"}, {"key_smear": 2}, {"token_conv": 2}, {"latent_unroll": True}],
+    ids=["learned", "rope", "key_smear", "token_conv", "thoughts_unrolled"],
 )
 def test_latent_forward_equals_unrolled(tiny_model, variant_model, batch, variant):
     model = variant_model(**variant) if variant else tiny_model

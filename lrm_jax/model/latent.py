@@ -105,7 +105,7 @@ def latent_forward(
 
     if Z > 0:
         (latent_cache, _), (h_ZxBxD, x_ZxBxD, layers_Zx) = jax.lax.scan(
-            step, (model.new_cache(B, Z), pre.h[:, -1]), jnp.arange(Z)
+            step, (model.new_cache(B, Z), pre.h[:, -1]), jnp.arange(Z), unroll=model.cfg.latent_unroll
         )
         before = KVCache.concat([pre.cache, latent_cache], P + Z)
     else:  # no thought slots: nothing to scan (a zero-length scan would still trace a step)

@@ -33,6 +33,11 @@ class RunInputs:
     notes: list[str]  # what was loaded/generated/skipped, for the log
 
 
+def data_seed(cfg: RunConfig) -> int:
+    """The generator's seed: data.seed, or train.seed where data.seed is -1."""
+    return cfg.train.seed if cfg.data.seed == -1 else cfg.data.seed
+
+
 def load_data(cfg: RunConfig) -> tuple[list[Record], list[Record], list[str]]:
     d = cfg.data
     notes = []
@@ -54,9 +59,10 @@ def load_data(cfg: RunConfig) -> tuple[list[Record], list[Record], list[str]]:
         gcfg = from_dict(cls, d.generator, prefix="data.generator.")
     except (ValueError, TypeError) as e:
         raise ConfigError(str(e)) from None
-    train = generate(gcfg, d.n_train, cfg.train.seed)
-    valid = generate(gcfg, d.n_valid, cfg.train.seed + 1_000_003)
-    notes.append(f"generated {len(train)} train / {len(valid)} valid {d.task} records with {gcfg}")
+    seed = data_seed(cfg)
+    train = generate(gcfg, d.n_train, seed)
+    valid = generate(gcfg, d.n_valid, seed + 1_000_003)
+    notes.append(f"generated {len(train)} train / {len(valid)} valid {d.task} records (seed {seed}) with {gcfg}")
     return train, valid, notes
 
 
