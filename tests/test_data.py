@@ -188,3 +188,25 @@ def _max_parents(record) -> int:
         if rule.pred.name in q.concepts:
             parents.setdefault(rule.concept, set()).add(rule.pred.name)
     return max((len(p) for p in parents.values()), default=0)
+
+
+def test_prosqa_weighted_sample_is_numpys_draw():
+    """The generator's plain-Python parent draw must equal numpy's `choice` draw for draw (so the
+    records, and every result recorded on them, did not change) and leave the stream where numpy
+    leaves it."""
+    import numpy as np
+
+    from lrm_jax.data.generators.prosqa import _weighted_sample
+
+    meta = np.random.default_rng(0)
+    for _ in range(500):
+        n = int(meta.integers(1, 12))
+        pool = sorted(int(v) for v in meta.choice(30, n, replace=False))
+        weights = [1.5 * int(d) + 1 for d in meta.integers(0, 6, n)]
+        k = int(meta.integers(1, n + 1))
+        seed = int(meta.integers(1 << 30))
+        ours, numpys = np.random.default_rng(seed), np.random.default_rng(seed)
+        w = np.array(weights)
+        expected = [int(v) for v in numpys.choice(pool, size=k, replace=False, p=w / w.sum())]
+        assert _weighted_sample(ours, pool, weights, k) == expected
+        assert ours.random() == numpys.random()
