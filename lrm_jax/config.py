@@ -245,7 +245,8 @@ class TrainConfig:
     init_from: str = ""  # an lrm_jax run directory or a local HF GPT-2 directory
     # Embedding rows copied after init_from, "dst=src" by special-token role. "bot=end_latent"
     # starts CODI's <bot> as the token after which a CoT model of this project writes its first
-    # step, so the first thought already holds that step (RESULTS.md, session 18).
+    # step, so the first thought already holds that step (RESULTS.md, session 18). The pairs act
+    # at once (sources read before any copy): "a=b", "b=a" swaps two rows.
     init_copy_rows: tuple[str, ...] = ()
     log_every: int = 20
     eval_every_epochs: int = 1
@@ -271,6 +272,9 @@ class TrainConfig:
         for pair in self.init_copy_rows:
             if pair.count("=") != 1 or not all(pair.split("=")):
                 raise ConfigError(f"train.init_copy_rows: {pair!r} is not 'dst=src' (special-token roles, e.g. bot=end_latent)")
+        targets = [pair.split("=")[0] for pair in self.init_copy_rows]
+        if len(set(targets)) != len(targets):
+            raise ConfigError(f"train.init_copy_rows: {list(self.init_copy_rows)} sets a row twice (the pairs act at once)")
         if self.init_copy_rows and not self.init_from:
             raise ConfigError("train.init_copy_rows copies rows of a trained model: set train.init_from too")
 

@@ -186,6 +186,13 @@ def test_init_copy_rows_starts_bot_as_another_tokens_embedding(tiny_cfg):
     np.testing.assert_array_equal(after[bot], before[end])
     others = np.arange(len(before)) != bot
     np.testing.assert_array_equal(after[others], before[others])
+    _copy_rows(model, tok, ("start_latent=end_latent", "end_latent=start_latent"))  # at once: a swap
+    swapped = np.asarray(model.wte.embedding[...])
+    start = tok.ids["start_latent"]
+    np.testing.assert_array_equal(swapped[start], after[end])
+    np.testing.assert_array_equal(swapped[end], after[start])
+    with pytest.raises(ConfigError, match="sets a row twice"):
+        TrainConfig(init_from="runs/cot", init_copy_rows=("bot=end_latent", "bot=start_latent"))
     with pytest.raises(ConfigError, match="unknown role.*'start'"):
         _copy_rows(model, tok, ("bot=start",))
     with pytest.raises(ConfigError, match="not 'dst=src'"):

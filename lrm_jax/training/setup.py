@@ -182,17 +182,21 @@ def initial_model(cfg: RunConfig, tokenizer: Tokenizer) -> tuple[GPT2, str]:
 
 
 def _copy_rows(model: GPT2, tokenizer: Tokenizer, pairs: tuple[str, ...]) -> str:
-    """Applies `train.init_copy_rows` ("dst=src" special-token roles) to the embedding table."""
+    """Applies `train.init_copy_rows` ("dst=src" special-token roles) to the embedding table.
+
+    Every source row is read from the table as loaded, so the pairs act at once and
+    ("start_latent=end_latent", "end_latent=start_latent") swaps two rows."""
     if not pairs:
         return ""
     # After _transplant the table may hold a NumPy array (no `.at`).
-    table = jnp.asarray(model.wte.embedding[...])
+    loaded = jnp.asarray(model.wte.embedding[...])
+    table = loaded
     for pair in pairs:
         dst, src = pair.split("=")
         unknown = [r for r in (dst, src) if r not in tokenizer.ids]
         if unknown:
             raise ConfigError(f"train.init_copy_rows: {pair!r} names unknown role(s) {unknown}; roles: {sorted(tokenizer.ids)}")
-        table = table.at[tokenizer.ids[dst]].set(table[tokenizer.ids[src]])
+        table = table.at[tokenizer.ids[dst]].set(loaded[tokenizer.ids[src]])
     model.wte.embedding.set_value(table)
     return f"; embedding rows copied: {', '.join(pairs)}"
 
