@@ -8,6 +8,11 @@ Models with `token_conv` also cache every layer's attention input before the con
 (`x`), because a new token's convolution reads its predecessors' inputs; otherwise `x` is None.
 Models with `key_smear` cache each key twice: raw in `k` (what a later token's smear reads) and
 smeared in `ks` (what attention reads), so a token's smear is computed once, when it is written.
+
+A cache that a loop reads as a fixed prefix (the thought scan reads the question's cache at every
+step) can also hold the keys attention reads and the values transposed to LxBxHxKxS (`kt`, `vt`,
+from `for_reading`): the layout the CPU's batched matrix product wants, so the transpose is done
+once before the loop instead of in every step, forward and backward.
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ class KVCache:
     index: jax.Array  # int32 scalar: the slot the next token is written to
     x: jax.Array | None = None  # LxBxSxD: layer inputs (ln_1 output), token_conv models only
     ks: jax.Array | None = None  # LxBxSxHxK: smeared keys, key_smear models only
+    kt: jax.Array | None = None  # LxBxHxKxS: the keys attention reads (ks or k), transposed; read-only
+    vt: jax.Array | None = None  # LxBxHxKxS: v transposed; read-only
 
     @classmethod
     def zeros(
@@ -55,6 +62,12 @@ class KVCache:
     def write_smeared(self, layer: int, ks_BxTxHxK: jax.Array) -> "KVCache":
         at = (layer, 0, self.index, 0, 0)
         return dataclasses.replace(self, ks=jax.lax.dynamic_update_slice(self.ks, ks_BxTxHxK[None].astype(self.ks.dtype), at))
+
+    def for_reading(self) -> "KVCache":
+        """This cache with `kt` and `vt` filled, to be read (not written) as a prefix."""
+        keys = self.k if self.ks is None else self.ks
+        to_hks = lambda a: jnp.transpose(a, (0, 1, 3, 4, 2))
+        return dataclasses.replace(self, kt=to_hks(keys), vt=to_hks(self.v))
 
     def advance(self, n: int) -> "KVCache":
         return dataclasses.replace(self, index=self.index + n)

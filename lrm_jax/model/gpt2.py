@@ -194,12 +194,19 @@ class Attention(nnx.Module):
                 k_BxSxHxK = smeared_BxTxHxK
             prefix_k = prefix.ks[layer] if prefix is not None else None
         # Scores and softmax in fp32 whatever the compute dtype. With a prefix, its keys and
-        # values are used where they are: only the (small) score tensors are concatenated.
-        key_parts = ([(prefix_k, prefix.v[layer])] if prefix is not None else []) + [(k_BxSxHxK, v_BxSxHxK)]
+        # values are used where they are: only the (small) score tensors are concatenated. A
+        # prefix with `kt`/`vt` is read in that (HxKxS) layout (KVCache.for_reading).
+        if prefix is None:
+            key_parts = []
+        elif prefix.kt is not None:
+            key_parts = [(prefix.kt[layer], prefix.vt[layer], "bhks")]
+        else:
+            key_parts = [(prefix_k, prefix.v[layer], "bshk")]
+        key_parts.append((k_BxSxHxK, v_BxSxHxK, "bshk"))
         scores_BxHxTxS = jnp.concatenate(
             [
-                jnp.einsum("bthk,bshk->bhts", q_BxTxHxK, k.astype(q_BxTxHxK.dtype), preferred_element_type=jnp.float32)
-                for k, _ in key_parts
+                jnp.einsum(f"bthk,{layout}->bhts", q_BxTxHxK, k.astype(q_BxTxHxK.dtype), preferred_element_type=jnp.float32)
+                for k, _, layout in key_parts
             ],
             axis=-1,
         ) / math.sqrt(K)
@@ -209,10 +216,10 @@ class Attention(nnx.Module):
             probs_BxHxTxS = drop(probs_BxHxTxS, 3 * layer + 1)
         out_BxTxHxK = 0
         offset = 0
-        for k, v in key_parts:
-            n = k.shape[1]
+        for k, v, layout in key_parts:
+            n = k.shape[layout.index("s")]
             out_BxTxHxK = out_BxTxHxK + jnp.einsum(
-                "bhts,bshk->bthk", probs_BxHxTxS[..., offset : offset + n], v.astype(probs_BxHxTxS.dtype)
+                f"bhts,{layout}->bthk", probs_BxHxTxS[..., offset : offset + n], v.astype(probs_BxHxTxS.dtype)
             )
             offset += n
         return self.c_proj(out_BxTxHxK.reshape(B, T, D)), cache

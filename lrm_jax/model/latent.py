@@ -83,11 +83,13 @@ def latent_forward(
         return None if dropout_key is None else jax.random.fold_in(dropout_key, i)
 
     # Three caches instead of one: the prefix's is read-only inside the scan (closed over, not
-    # carried), so the backward pass neither stores nor differentiates it once per thought.
+    # carried), so the backward pass does not store a copy of it per thought; its keys and values
+    # are transposed once here (`for_reading`) into the layout the scan's products read.
     pre = model.forward(
         x_BxTxD[:, :P], positions_BxT[:, :P], keys_BxS[:, :P], model.new_cache(B, P),
         return_layers=return_layers, dropout_key=pass_key(0),
     )
+    reading = pre.cache.for_reading()
 
     def step(carry, z):
         cache, h_prev_BxD = carry
@@ -96,7 +98,7 @@ def latent_forward(
             x_BxD = intervene(z, x_BxD)
         out = model.forward(
             x_BxD[:, None], jax.lax.dynamic_slice_in_dim(positions_BxT, P + z, 1, axis=1),
-            keys_BxS[:, : P + Z], cache, prefix=pre.cache, return_layers=return_layers,
+            keys_BxS[:, : P + Z], cache, prefix=reading, return_layers=return_layers,
             dropout_key=pass_key(1 + z),
         )
         h_BxD = out.h[:, 0]
