@@ -1,1 +1,8 @@
-"""Command-line studies on lrm_jax checkpoints and data (`python -m analysis.<study>`)."""
+"""Command-line studies on lrm_jax checkpoints and data (`python -m analysis.<study>`).
+
+Importing the package first restarts a study CLI with huge pages (lrm_jax/host_devices.py); it
+does nothing when the package is imported by anything but `python -m analysis.<study>`."""
+
+from lrm_jax.host_devices import use_huge_pages
+
+use_huge_pages()

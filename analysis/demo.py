@@ -23,9 +23,9 @@ import sys
 import time
 from pathlib import Path
 
-from lrm_jax.host_devices import split_cpu_host
+from lrm_jax.host_devices import prepare_cpu_host
 
-split_cpu_host()  # before jax is imported
+prepare_cpu_host()  # before jax is imported
 
 from analysis import decode, necessity, search
 from analysis.report import write_report
