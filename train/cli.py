@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from lrm_jax.host_devices import split_cpu_host
+from lrm_jax.host_devices import prepare_cpu_host
 
-split_cpu_host()  # before jax is imported (lrm_jax.config and the loaders do not import it)
+prepare_cpu_host()  # before jax is imported (lrm_jax.config and the loaders do not import it)
 
 from lrm_jax.config import ConfigError, RunConfig, load
 from lrm_jax.data.layout import LayoutError
