@@ -7,7 +7,12 @@ optimizer. For each variant: median forward and forward + backward times, then t
 `jax.profiler` and, from its Perfetto trace, the kernels per step, the device's busy time against
 the span from first kernel start to last kernel end (busy close to span: the device never waits
 for the host, so the step is bound by the kernels themselves, not by launches), and the kernels
-that take the most time. Meant for a GPU; the CPU backend records no device kernels.
+that take the most time. On a CPU the trace has no device streams; the same report then lists
+XLA's thunks (the events that name an `hlo_op`, control flow such as `while` left out so that
+nothing is counted twice), and busy time may exceed the span where thunks ran on both cores at
+once. Run it on one CPU device to read one device's program:
+
+    XLA_FLAGS=--xla_force_host_platform_device_count=1 python -m benchmarks.kernel_profile --size tiny --batch 16
 """
 
 from __future__ import annotations
@@ -23,6 +28,9 @@ import statistics
 import tempfile
 import time
 
+from lrm_jax.host_devices import prepare_cpu_host
+
+prepare_cpu_host()  # as the trainer does
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 
 import jax  # noqa: E402
@@ -57,15 +65,24 @@ def device_kernels(trace_dir: str) -> list[dict]:
     meta = [e for e in events if e.get("ph") == "M"]
     process = {e["pid"]: e["args"]["name"] for e in meta if e.get("name") == "process_name"}
     thread = {(e["pid"], e["tid"]): e["args"]["name"] for e in meta if e.get("name") == "thread_name"}
-    return [
+    kernels = [
         e for e in events
         if e.get("ph") == "X" and "GPU" in process.get(e["pid"], "") and "Stream" in thread.get((e["pid"], e["tid"]), "")
     ]
+    return kernels or [e for e in events if e.get("ph") == "X" and _is_cpu_thunk(e)]
+
+
+CONTROL_FLOW = ("while", "conditional", "call")
+
+
+def _is_cpu_thunk(event: dict) -> bool:
+    op = (event.get("args") or {}).get("hlo_op")
+    return op is not None and not op.startswith(CONTROL_FLOW)
 
 
 def report(label: str, kernels: list[dict], top: int) -> None:
     if not kernels:
-        print(f"{label}: no device kernels in the trace (the CPU backend records none)")
+        print(f"{label}: no device kernels or XLA thunks in the trace")
         return
     per_name = collections.defaultdict(lambda: [0, 0.0])
     for e in kernels:
