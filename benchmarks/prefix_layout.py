@@ -1,9 +1,10 @@
 """The thought scan reading the question's cache pre-transposed (`KVCache.for_reading`) or as stored.
 
-    python -m benchmarks.prefix_layout [--size tiny] [--steps 20] [--batch B]
+    python -m benchmarks.prefix_layout [--size tiny] [--steps 20] [--batch B] [--recipe-shape]
 
 Same synthetic stage-6 ProsQA batches and model as `benchmarks.train_step` (loss + gradient, no
-optimizer). Both variants are compiled in one process and timed alternately, step by step, so a
+optimizer); `--recipe-shape` instead takes the shape of configs/prosqa_small_cpu_coconut.yaml
+(L=4 d=128 H=4 with key_smear 3, 3 thoughts, questions of 36-72 tokens, batch 32). Both variants are compiled in one process and timed alternately, step by step, so a
 noisy host slows both alike; the "as stored" variant is the same code with `for_reading` made a
 no-op, which sends attention down the stored-layout (BxSxHxK) path, where XLA transposes the
 prefix keys and values inside every thought step. Reports each variant's median and the ratio.
@@ -57,11 +58,18 @@ def main(argv=None):
     ap.add_argument("--size", default="tiny", choices=sorted(SIZES))
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--batch", type=int, default=0)
+    ap.add_argument("--recipe-shape", action="store_true", help="the CPU ProsQA-style COCONUT recipe's shape")
     args = ap.parse_args(argv)
     n_layer, n_embd, n_head, vocab, B = SIZES[args.size]
+    key_smear = 0
+    if args.recipe_shape:
+        n_layer, n_embd, n_head, vocab, B, key_smear = 4, 128, 4, 64, 32, 3
+        args.size = "recipe"
     B = args.batch or B
-    layout, batch = synthetic_batch(vocab, B)
-    cfg = ModelConfig(vocab_size=vocab, n_positions=layout.length + 8, n_embd=n_embd, n_layer=n_layer, n_head=n_head)
+    layout, batch = (synthetic_batch(vocab, B, min_q=36, max_q=72, n_latent=3) if args.recipe_shape
+                     else synthetic_batch(vocab, B))
+    cfg = ModelConfig(vocab_size=vocab, n_positions=layout.length + 8, n_embd=n_embd, n_layer=n_layer, n_head=n_head,
+                      key_smear=key_smear)
     graphdef, params = nnx.split(init_model(cfg, 0), nnx.Param)
     traces = []
     runs = {"pre-transposed": compiled_step(graphdef, layout, params, batch, False, traces),

@@ -56,16 +56,17 @@ SIZES = {
 N_LATENT = 6
 
 
-def synthetic_batch(vocab: int, batch: int, seed: int = 0):
+def synthetic_batch(vocab: int, batch: int, seed: int = 0, min_q: int = 200, max_q: int = 300, n_latent: int = N_LATENT):
+    """Questions of min_q..max_q tokens (perf-anchors' ProsQA by default)."""
     rng = np.random.default_rng(seed)
-    max_q, rest = 300, 12
-    layout = Layout(max_question_len=max_q, max_latent_stage=N_LATENT, c_thought=1, max_rest_len=rest)
+    rest = 12
+    layout = Layout(max_question_len=max_q, max_latent_stage=n_latent, c_thought=1, max_rest_len=rest)
     P, Z, T = layout.n_prefix, layout.n_latent, layout.length
     ids = rng.integers(10, vocab, (batch, T)).astype(np.int32)
     mask = np.zeros((batch, T), np.int32)
     loss = np.zeros((batch, T), np.float32)
     for b in range(batch):
-        q = int(rng.integers(200, 301))
+        q = int(rng.integers(min_q, max_q + 1))
         mask[b, P - 1 - q : P + Z] = 1
         n_ans = int(rng.integers(9, 12))
         mask[b, P + Z : P + Z + 1 + n_ans] = 1
