@@ -5,7 +5,9 @@ writes its next token to the same cache slot. Rows stop independently at EOS; fi
 emit `pad_id` and the loop exits once every row is done or `max_new_tokens` is reached.
 
 `decode_greedy` starts from any state (a cache, the logits of the last prompt position and the
-next position id per row), so latent models reuse it after filling their thoughts.
+next position id per row), so latent models reuse it after filling their thoughts. The cache's
+written slots are read inside the loop as a fixed prefix (`KVCache.for_reading`: transposed once,
+not at every token) and only the generated tokens' slots are carried.
 """
 
 from __future__ import annotations
@@ -37,8 +39,11 @@ def decode_greedy(
     eos_id: int,
     pad_id: int,
 ) -> Generation:
-    """Greedy continuation. `key_mask_BxS` covers every cache slot (prompt pads masked)."""
+    """Greedy continuation. `key_mask_BxS` covers every cache slot (prompt pads masked); the
+    cache has exactly `max_new_tokens` slots left after its written ones, as every caller sizes it."""
     B = logits_BxV.shape[0]
+    n_written = cache.max_len - max_new_tokens
+    prompt = prompt_part(cache, n_written).for_reading()
 
     def cond(state):
         i, _, _, _, done, _, _ = state
@@ -51,14 +56,14 @@ def decode_greedy(
         out = out.at[:, i].set(token)
         lengths = lengths + (~done).astype(jnp.int32)
         done = done | (token == eos_id)
-        res = model.forward(model.embed(token[:, None]), pos[:, None], key_mask_BxS, cache)
+        res = model.forward(model.embed(token[:, None]), pos[:, None], key_mask_BxS, cache, prefix=prompt)
         logits = model.unembed(res.h[:, -1])
         return i + 1, res.cache, logits, pos + 1, done, out, lengths
 
     out = jnp.full((B, max_new_tokens), pad_id, jnp.int32)
     state = (
         jnp.zeros((), jnp.int32),
-        cache,
+        model.new_cache(B, max_new_tokens),
         logits_BxV,
         next_position_B.astype(jnp.int32),
         jnp.zeros((B,), bool),
@@ -67,6 +72,12 @@ def decode_greedy(
     )
     state = jax.lax.while_loop(cond, body, state)
     return Generation(state[5], state[6])
+
+
+def prompt_part(cache: KVCache, n: int) -> KVCache:
+    """The first n slots of a cache (n static), its write index at the end."""
+    cut = lambda a: None if a is None else a[:, :, :n]
+    return KVCache(cut(cache.k), cut(cache.v), jnp.asarray(n, jnp.int32), cut(cache.x), cut(cache.ks))
 
 
 def prefill(model: GPT2, ids_BxT: jax.Array, mask_BxT: jax.Array, max_new_tokens: int):
