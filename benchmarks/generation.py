@@ -11,8 +11,6 @@ device (generation is not sharded here). Compare commits by running it on each.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 from lrm_jax.host_devices import huge_pages_active, prepare_cpu_host
 
@@ -23,6 +21,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 from flax import nnx  # noqa: E402
 
+from benchmarks.timing import median_step_seconds  # noqa: E402
 from lrm_jax.config import ModelConfig  # noqa: E402
 from lrm_jax.model.generate import generate  # noqa: E402
 from lrm_jax.model.gpt2 import init_model  # noqa: E402
@@ -54,14 +53,8 @@ def main(argv=None):
     print(f"{jax.default_backend()}, glibc huge pages {'on' if huge_pages_active() else 'off'}; B={B}, {N} new tokens")
     print("| variant | ms per call |\n|---|---|")
     for name, call in variants.items():
-        for _ in range(2):
-            call().block_until_ready()
-        times = []
-        for _ in range(args.runs):
-            t = time.perf_counter()
-            call().block_until_ready()
-            times.append(time.perf_counter() - t)
-        print(f"| {name} | {1000 * statistics.median(times):.1f} |", flush=True)
+        sec = median_step_seconds(lambda: call().block_until_ready(), args.runs)
+        print(f"| {name} | {1000 * sec:.1f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -5,9 +5,9 @@ writes its next token to the same cache slot. Rows stop independently at EOS; fi
 emit `pad_id` and the loop exits once every row is done or `max_new_tokens` is reached.
 
 `decode_greedy` starts from any state (a cache, the logits of the last prompt position and the
-next position id per row), so latent models reuse it after filling their thoughts. The cache's
-written slots are read inside the loop as a fixed prefix (`KVCache.for_reading`: transposed once,
-not at every token) and only the generated tokens' slots are carried.
+next position id per row), so latent models reuse it after filling their thoughts. That cache
+holds the prompt's slots only; the loop reads it as a fixed prefix (`KVCache.for_reading`:
+transposed once, not at every token) and carries a cache of its own for the generated tokens.
 """
 
 from __future__ import annotations
@@ -39,11 +39,13 @@ def decode_greedy(
     eos_id: int,
     pad_id: int,
 ) -> Generation:
-    """Greedy continuation. `key_mask_BxS` covers every cache slot (prompt pads masked); the
-    cache has exactly `max_new_tokens` slots left after its written ones, as every caller sizes it."""
+    """Greedy continuation of the prompt held, every slot written, in `cache`. `key_mask_BxS`
+    covers those slots (prompt pads masked) and then the `max_new_tokens` to come."""
     B = logits_BxV.shape[0]
-    n_written = cache.max_len - max_new_tokens
-    prompt = prompt_part(cache, n_written).for_reading()
+    if key_mask_BxS.shape[1] != cache.max_len + max_new_tokens:
+        raise ValueError(f"key mask of {key_mask_BxS.shape[1]} slots for a {cache.max_len}-slot prompt cache "
+                         f"and {max_new_tokens} new tokens")
+    prompt = cache.for_reading()
 
     def cond(state):
         i, _, _, _, done, _, _ = state
@@ -74,26 +76,19 @@ def decode_greedy(
     return Generation(state[5], state[6])
 
 
-def prompt_part(cache: KVCache, n: int) -> KVCache:
-    """The first n slots of a cache (n static), its write index at the end."""
-    cut = lambda a: None if a is None else a[:, :, :n]
-    return KVCache(cut(cache.k), cut(cache.v), jnp.asarray(n, jnp.int32), cut(cache.x), cut(cache.ks))
-
-
 def prefill(model: GPT2, ids_BxT: jax.Array, mask_BxT: jax.Array, max_new_tokens: int):
-    """Runs a prompt into a fresh cache sized for `max_new_tokens` more tokens.
+    """Runs a prompt into a fresh cache of its T slots.
 
     Masked columns may sit anywhere (left pads, unused thought slots); positions skip them.
 
-    Returns (cache, last logits, next position per row, key mask over all cache slots).
+    Returns (cache, last logits, next position per row, key mask over the prompt's slots and the
+    `max_new_tokens` to come).
     """
     B, T = ids_BxT.shape
-    key_mask_BxS = jnp.concatenate(
-        [mask_BxT.astype(jnp.int32), jnp.ones((B, max_new_tokens), jnp.int32)], axis=1
-    )
+    mask_BxT = mask_BxT.astype(jnp.int32)
+    key_mask_BxS = jnp.concatenate([mask_BxT, jnp.ones((B, max_new_tokens), jnp.int32)], axis=1)
     positions_BxT = positions_from_mask(mask_BxT)
-    cache = model.new_cache(B, T + max_new_tokens)
-    res = model.forward(model.embed(ids_BxT), positions_BxT, key_mask_BxS, cache)
+    res = model.forward(model.embed(ids_BxT), positions_BxT, mask_BxT, model.new_cache(B, T))
     return res.cache, model.unembed(res.h[:, -1]), positions_BxT[:, -1] + 1, key_mask_BxS
 
 

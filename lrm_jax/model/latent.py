@@ -37,7 +37,7 @@ class LatentOutput(NamedTuple):
     h: jax.Array  # BxTxD residual stream after the last block, every column
     thoughts: jax.Array  # BxZxD the input embeddings fed into the latent slots
     layers: jax.Array | None  # (L+1)xBxTxD when asked
-    cache: KVCache  # holds all T columns; sized `cache_len` for further decoding
+    cache: KVCache  # exactly the T columns (what `decode_greedy` continues from)
 
 
 def coconut_feedback(model: GPT2) -> Feedback:
@@ -58,13 +58,11 @@ def latent_forward(
     positions_BxT: jax.Array | None = None,
     intervene: Intervene | None = None,
     return_layers: bool = False,
-    cache_len: int | None = None,
     dropout_key: jax.Array | None = None,
 ) -> LatentOutput:
     """Runs a batch whose columns [n_prefix, n_prefix + n_latent) are continuous thoughts.
 
-    `ids_BxT` at the latent columns are ignored (their embeddings are replaced). The key mask
-    covers `cache_len` (default T) slots; slots past T are open for decoding. `dropout_key`
+    `ids_BxT` at the latent columns are ignored (their embeddings are replaced). `dropout_key`
     (training) gives each of the Z + 2 passes its own dropout draw.
     """
     B, T = ids_BxT.shape
@@ -76,8 +74,7 @@ def latent_forward(
     if positions_BxT is None:
         positions_BxT = positions_from_mask(mask_BxT)
     x_BxTxD = model.embed(ids_BxT)
-    cache_len = T if cache_len is None else cache_len
-    keys_BxS = key_mask(mask_BxT, cache_len)
+    keys_BxS = mask_BxT
 
     def pass_key(i):
         return None if dropout_key is None else jax.random.fold_in(dropout_key, i)
@@ -116,7 +113,7 @@ def latent_forward(
         layers_Zx = jnp.zeros((0, model.cfg.n_layer + 1, B, D), x_BxTxD.dtype) if return_layers else None
         before = KVCache.concat([pre.cache], P)
     rest = model.forward(
-        x_BxTxD[:, P + Z :], positions_BxT[:, P + Z :], keys_BxS, model.new_cache(B, cache_len - P - Z),
+        x_BxTxD[:, P + Z :], positions_BxT[:, P + Z :], keys_BxS, model.new_cache(B, T - P - Z),
         prefix=before, return_layers=return_layers, dropout_key=pass_key(Z + 1),
     )
     cache = KVCache.concat([before, rest.cache], T)
@@ -153,7 +150,7 @@ def latent_generate(
     positions = positions_from_mask(mask_BxT)
     out = latent_forward(
         model, ids_BxT, mask_BxT, n_prefix=n_prefix, n_latent=n_latent, feedback=feedback,
-        positions_BxT=positions, intervene=intervene, cache_len=T + max_new_tokens,
+        positions_BxT=positions, intervene=intervene,
     )
     return decode_greedy(
         model, out.cache, model.unembed(out.h[:, -1]), positions[:, -1] + 1,

@@ -63,9 +63,7 @@ def truncation_generate(
     seen_mask = jnp.concatenate([before_mask, tail_mask], axis=1)
     positions = positions_from_mask(seen_mask)[:, T:]
     keys = jnp.concatenate([seen_mask, jnp.ones((C * B, max_new_tokens), jnp.int32)], axis=1)
-    rest = model.forward(
-        model.embed(tail_ids), positions, keys, model.new_cache(C * B, F + 1 + max_new_tokens), prefix=before,
-    )
+    rest = model.forward(model.embed(tail_ids), positions, seen_mask, model.new_cache(C * B, F + 1), prefix=before)
     cache = KVCache.concat([before, rest.cache], T + F + 1)
     gen = decode_greedy(
         model, cache, model.unembed(rest.h[:, -1]), positions[:, -1] + 1, keys,
