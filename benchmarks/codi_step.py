@@ -102,8 +102,9 @@ def jax_times(dims: Dims, layout, batch, steps):
 
     def teacher_only(m, b):  # a CoT step on the teacher rows: the student loop's reference cost
         ids, mask, lm = b["ids"][:, 1], b["mask"][:, 1], b["loss_mask"][:, 1]
-        h = m.forward(m.embed(ids), positions_from_mask(mask), mask).h
-        ce, n, _ = token_ce(m, h, ids, lm, layout.n_prefix + layout.n_latent)
+        start = layout.n_prefix + layout.n_latent
+        h = m.forward(m.embed(ids), positions_from_mask(mask), mask, keep_last=ids.shape[1] - start).h
+        ce, n, _ = token_ce(m, h, ids, lm, start)
         return ce / n, {}
 
     out = {}

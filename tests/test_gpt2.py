@@ -297,3 +297,22 @@ def test_dropout_runs_only_with_a_key(tiny_cfg):
     np.testing.assert_array_equal(h(model, k1), h(model, k1))  # a function of the key
     assert np.abs(h(model, k1) - h(model, k2)).max() > 1e-2
     np.testing.assert_array_equal(h(plain, k1), h(plain))  # rate 0: the key changes nothing
+
+
+def test_keep_last_equals_the_full_pass_with_a_cache(variant_model):
+    """keep_last=n: the last n columns' outputs and layers as in the full pass, every key and
+    value still cached (a smeared-key model, so the cut block's key work is exercised)."""
+    model = variant_model(key_smear=2)
+    ids = jnp.asarray(np.random.RandomState(6).randint(0, 97, (2, 9)))
+    mask = jnp.asarray(np.array([[0, 0, 1, 1, 1, 1, 1, 1, 1], [1] * 9], np.int32))
+    pos = positions_from_mask(mask)
+    run = lambda n: model.forward(model.embed(ids), pos, mask, model.new_cache(2, 9), return_layers=True, keep_last=n)
+    full, part = run(None), run(3)
+    assert part.h.shape == (2, 3, model.cfg.n_embd)
+    np.testing.assert_allclose(np.asarray(part.h), np.asarray(full.h[:, -3:]), atol=1e-6)
+    np.testing.assert_allclose(np.asarray(part.layers), np.asarray(full.layers[:, :, -3:]), atol=1e-6)
+    for name in ("k", "v", "ks"):
+        np.testing.assert_allclose(np.asarray(getattr(part.cache, name)), np.asarray(getattr(full.cache, name)), atol=1e-6)
+    assert int(part.cache.index) == 9
+    with pytest.raises(ValueError, match="keep_last"):
+        run(10)

@@ -147,3 +147,47 @@ def test_latent_forward_dropout_is_keyed(tiny_cfg):
     evaluated = np.asarray(latent_forward(model, ids, mask, n_prefix=4, n_latent=3).h)
     diff = np.abs(dropped - evaluated).max(axis=(0, 2))
     assert (diff[4:] > 1e-3).all()
+
+
+@pytest.mark.parametrize("h_from", [3, 7, 9, 11], ids=["in_question", "in_thoughts", "first_rest", "in_rest"])
+def test_h_from_keeps_exactly_the_full_run_columns(tiny_model, batch, h_from):
+    """The last block skipping the columns before h_from changes no kept output, layer or cache."""
+    ids, mask, P, Z = batch
+    full = latent_forward(tiny_model, ids, mask, n_prefix=P, n_latent=Z, return_layers=True)
+    part = latent_forward(tiny_model, ids, mask, n_prefix=P, n_latent=Z, return_layers=True, h_from=h_from)
+    assert part.h.shape[1] == ids.shape[1] - h_from and part.layers.shape[2] == ids.shape[1] - h_from
+    np.testing.assert_allclose(np.asarray(part.h), np.asarray(full.h[:, h_from:]), atol=1e-6)
+    np.testing.assert_allclose(np.asarray(part.layers), np.asarray(full.layers[:, :, h_from:]), atol=1e-6)
+    np.testing.assert_allclose(np.asarray(part.cache.v), np.asarray(full.cache.v), atol=1e-6)
+    np.testing.assert_allclose(np.asarray(part.thoughts), np.asarray(full.thoughts), atol=1e-6)
+
+
+@pytest.mark.parametrize("variant", [{"key_smear": 2}, {"token_conv": 2, "position_embedding": "rope"}],
+                         ids=["key_smear", "token_conv_rope"])
+def test_h_from_gradients_equal_the_full_run(variant_model, batch, variant):
+    """Training's case: a loss on the rest columns, every parameter's gradient as with all columns."""
+    model = variant_model(**variant)
+    ids, mask, P, Z = batch
+    start = P + Z
+    weights = mask[:, start:].astype(jnp.float32)
+
+    @nnx.jit(static_argnames="h_from")
+    def grads(model, h_from):
+        def loss(model):
+            h = latent_forward(model, ids, mask, n_prefix=P, n_latent=Z, h_from=h_from).h[:, start - h_from :]
+            return jnp.sum(jnp.tanh(model.unembed(h)).mean(-1) * weights)
+
+        return nnx.value_and_grad(loss)(model)
+
+    (v_full, g_full), (v_part, g_part) = grads(model, h_from=0), grads(model, h_from=start)
+    np.testing.assert_allclose(float(v_part), float(v_full), rtol=1e-5, atol=1e-7)
+    for a, b in zip(jax.tree.leaves(g_part), jax.tree.leaves(g_full)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-6)
+    # The block whose work is cut gets a gradient at all (else the comparison above is vacuous).
+    assert float(jnp.abs(g_part["h"][len(model.h) - 1]["mlp"]["c_fc"]["kernel"][...]).max()) > 1e-6
+
+
+def test_h_from_out_of_range_is_a_clear_error(tiny_model, batch):
+    ids, mask, P, Z = batch
+    with pytest.raises(ValueError, match="h_from"):
+        latent_forward(tiny_model, ids, mask, n_prefix=P, n_latent=Z, h_from=ids.shape[1])

@@ -88,7 +88,7 @@ def prefill(model: GPT2, ids_BxT: jax.Array, mask_BxT: jax.Array, max_new_tokens
     mask_BxT = mask_BxT.astype(jnp.int32)
     key_mask_BxS = jnp.concatenate([mask_BxT, jnp.ones((B, max_new_tokens), jnp.int32)], axis=1)
     positions_BxT = positions_from_mask(mask_BxT)
-    res = model.forward(model.embed(ids_BxT), positions_BxT, mask_BxT, model.new_cache(B, T))
+    res = model.forward(model.embed(ids_BxT), positions_BxT, mask_BxT, model.new_cache(B, T), keep_last=1)
     return res.cache, model.unembed(res.h[:, -1]), positions_BxT[:, -1] + 1, key_mask_BxS
 
 

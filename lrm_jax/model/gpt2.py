@@ -47,8 +47,8 @@ from lrm_jax.model.cache import KVCache
 
 
 class ForwardOutput(NamedTuple):
-    h: jax.Array  # BxTxD residual stream after the last block (before ln_f)
-    layers: jax.Array | None  # (L+1)xBxTxD: embedding output, then after each block
+    h: jax.Array  # BxTxD residual stream after the last block (before ln_f); T = keep_last if given
+    layers: jax.Array | None  # (L+1)xBxTxD: embedding output, then after each block (same columns)
     cache: KVCache | None
 
 
@@ -166,6 +166,7 @@ class Attention(nnx.Module):
     def __call__(
         self, x_BxTxD, allowed_BxTxS, layer: int, cache: KVCache | None, prefix: KVCache | None,
         rope=None, earlier: EarlierSlots | None = None, drop: Dropout | None = None,
+        keep_last: int | None = None,
     ):
         B, T, D = x_BxTxD.shape
         K = D // self.n_head
@@ -193,6 +194,9 @@ class Attention(nnx.Module):
             else:
                 k_BxSxHxK = smeared_BxTxHxK
             prefix_k = prefix.ks[layer] if prefix is not None else None
+        if keep_last is not None:
+            # Every column's key and value is written above; only the kept columns query.
+            q_BxTxHxK, allowed_BxTxS, T = q_BxTxHxK[:, -keep_last:], allowed_BxTxS[:, -keep_last:], keep_last
         # Scores and softmax in fp32 whatever the compute dtype. With a prefix, its keys and
         # values are used where they are: only the (small) score tensors are concatenated. A
         # prefix with `kt`/`vt` is read in that (HxKxS) layout (KVCache.for_reading).
@@ -248,14 +252,16 @@ class Block(nnx.Module):
 
     def __call__(
         self, x, allowed_BxTxS, layer: int, cache: KVCache | None, prefix: KVCache | None, rope=None,
-        earlier: EarlierSlots | None = None, drop: Dropout | None = None,
+        earlier: EarlierSlots | None = None, drop: Dropout | None = None, keep_last: int | None = None,
     ):
         y = self.ln_1(x)
         if self.token_conv is not None:
             y, cache = self._convolve(y, layer, cache, prefix, earlier)
-        a, cache = self.attn(y, allowed_BxTxS, layer, cache, prefix, rope, earlier, drop)
+        a, cache = self.attn(y, allowed_BxTxS, layer, cache, prefix, rope, earlier, drop, keep_last)
         if drop is not None:
             a = drop(a, 3 * layer + 2)
+        if keep_last is not None:
+            x = x[:, -keep_last:]
         x = x + a
         m = self.mlp(self.ln_2(x))
         if drop is not None:
@@ -300,6 +306,7 @@ class GPT2(nnx.Module):
         prefix: KVCache | None = None,
         return_layers: bool = False,
         dropout_key: jax.Array | None = None,
+        keep_last: int | None = None,
     ) -> ForwardOutput:
         """Runs the blocks on input embeddings.
 
@@ -308,8 +315,18 @@ class GPT2(nnx.Module):
         `prefix` is a read-only cache of keys/values that come before all of these slots (its
         slots are counted first in the mask); a loop can close over it instead of carrying it.
         `dropout_key` turns on the model's dropout (training only).
+
+        `keep_last=n`: only the last n columns' outputs are wanted (a loss window, the next
+        token). The last block still writes every column's key and value, which the kept
+        columns attend to, but runs its attention output, MLP and residual for the kept columns
+        only, so `h` and each entry of `layers` hold just those n columns. The outputs it
+        skips reach nothing else, so the kept columns and every gradient are unchanged.
         """
         B, T, _ = x_BxTxD.shape
+        if keep_last == T:
+            keep_last = None
+        if keep_last is not None and not 0 < keep_last <= T:
+            raise ValueError(f"keep_last must be in [1, {T}] (the number of new tokens), got {keep_last}")
         start = 0 if cache is None else cache.index
         if prefix is not None:
             start = start + prefix.max_len
@@ -331,12 +348,17 @@ class GPT2(nnx.Module):
         if drop is not None:
             x = drop(x, 0)
         layers = [x] if return_layers else None
+        last = len(self.h) - 1
         for layer, block in enumerate(self.h):
-            x, cache = block(x, allowed_BxTxS, layer, cache, prefix, rope, earlier, drop)
+            x, cache = block(
+                x, allowed_BxTxS, layer, cache, prefix, rope, earlier, drop, keep_last if layer == last else None
+            )
             if return_layers:
                 layers.append(x)
         if cache is not None:
             cache = cache.advance(T)
+        if return_layers and keep_last is not None:
+            layers = [a[:, -keep_last:] for a in layers]
         return ForwardOutput(x, jnp.stack(layers) if return_layers else None, cache)
 
     def final_norm(self, h: jax.Array) -> jax.Array:

@@ -34,9 +34,9 @@ Intervene = Callable[[jax.Array, jax.Array], jax.Array]  # (z, x_BxD) -> x_BxD
 
 
 class LatentOutput(NamedTuple):
-    h: jax.Array  # BxTxD residual stream after the last block, every column
+    h: jax.Array  # Bx(T-h_from)xD residual stream after the last block, columns [h_from, T)
     thoughts: jax.Array  # BxZxD the input embeddings fed into the latent slots
-    layers: jax.Array | None  # (L+1)xBxTxD when asked
+    layers: jax.Array | None  # (L+1)xBx(T-h_from)xD when asked, the same columns
     cache: KVCache  # exactly the T columns (what `decode_greedy` continues from)
 
 
@@ -59,16 +59,25 @@ def latent_forward(
     intervene: Intervene | None = None,
     return_layers: bool = False,
     dropout_key: jax.Array | None = None,
+    h_from: int = 0,
 ) -> LatentOutput:
     """Runs a batch whose columns [n_prefix, n_prefix + n_latent) are continuous thoughts.
 
     `ids_BxT` at the latent columns are ignored (their embeddings are replaced). `dropout_key`
-    (training) gives each of the Z + 2 passes its own dropout draw.
+    (training) gives each of the Z + 2 passes its own dropout draw. `h_from`: the first column
+    whose outputs are wanted (training passes its loss window's first column); the passes skip
+    the last block's work for the columns before it that nothing reads (`GPT2.forward`'s
+    `keep_last`), and `h` / `layers` hold columns [h_from, T) only. The cache holds all T.
     """
     B, T = ids_BxT.shape
     P, Z = n_prefix, n_latent
     if not (0 < P and P + Z <= T):
         raise ValueError(f"latent layout needs 0 < n_prefix and n_prefix + n_latent <= T, got {P}, {Z}, {T}")
+    if not 0 <= h_from < T:
+        raise ValueError(f"h_from must be a column in [0, {T}), got {h_from}")
+    # The prefix's last column always runs whole: its output is the first thought's input.
+    pre_keep = max(P - h_from, 1)
+    rest_keep = min(T - P - Z, T - h_from)
     feedback = coconut_feedback(model) if feedback is None else feedback
     mask_BxT = mask_BxT.astype(jnp.int32)
     if positions_BxT is None:
@@ -84,7 +93,7 @@ def latent_forward(
     # are transposed once here (`for_reading`) into the layout the scan's products read.
     pre = model.forward(
         x_BxTxD[:, :P], positions_BxT[:, :P], keys_BxS[:, :P], model.new_cache(B, P),
-        return_layers=return_layers, dropout_key=pass_key(0),
+        return_layers=return_layers, dropout_key=pass_key(0), keep_last=pre_keep,
     )
     reading = pre.cache.for_reading()
 
@@ -114,14 +123,17 @@ def latent_forward(
         before = KVCache.concat([pre.cache], P)
     rest = model.forward(
         x_BxTxD[:, P + Z :], positions_BxT[:, P + Z :], keys_BxS, model.new_cache(B, T - P - Z),
-        prefix=before, return_layers=return_layers, dropout_key=pass_key(Z + 1),
+        prefix=before, return_layers=return_layers, dropout_key=pass_key(Z + 1), keep_last=rest_keep,
     )
     cache = KVCache.concat([before, rest.cache], T)
 
-    h = jnp.concatenate([pre.h, h_ZxBxD.transpose(1, 0, 2), rest.h], axis=1)
+    if h_from >= P + Z:
+        return LatentOutput(rest.h, x_ZxBxD.transpose(1, 0, 2), rest.layers, cache)
+    skip = h_from - (P - pre_keep)  # pre.h starts at column P - pre_keep
+    h = jnp.concatenate([pre.h, h_ZxBxD.transpose(1, 0, 2), rest.h], axis=1)[:, skip:]
     layers = None
     if return_layers:
-        layers = jnp.concatenate([pre.layers, layers_Zx.transpose(1, 2, 0, 3), rest.layers], axis=2)
+        layers = jnp.concatenate([pre.layers, layers_Zx.transpose(1, 2, 0, 3), rest.layers], axis=2)[:, :, skip:]
     return LatentOutput(h, x_ZxBxD.transpose(1, 0, 2), layers, cache)
 
 
@@ -150,7 +162,7 @@ def latent_generate(
     positions = positions_from_mask(mask_BxT)
     out = latent_forward(
         model, ids_BxT, mask_BxT, n_prefix=n_prefix, n_latent=n_latent, feedback=feedback,
-        positions_BxT=positions, intervene=intervene,
+        positions_BxT=positions, intervene=intervene, h_from=T - 1,
     )
     return decode_greedy(
         model, out.cache, model.unembed(out.h[:, -1]), positions[:, -1] + 1,

@@ -44,7 +44,7 @@ def truncation_generate(
     B, T = ids_BxT.shape
     P, Z, F = n_prefix, n_latent, len(forced)
     C = Z + 2
-    out = latent_forward(model, ids_BxT, mask_BxT, n_prefix=P, n_latent=Z, intervene=intervene)
+    out = latent_forward(model, ids_BxT, mask_BxT, n_prefix=P, n_latent=Z, intervene=intervene, h_from=T - 1)
     # Rows condition-major: r = c * B + b. The full run's end-marker slot (T-1) is never used.
     before = out.cache.tile_batch(C)
     slots_CxZ = (jnp.arange(Z)[None, :] < jnp.arange(C)[:, None]).astype(jnp.int32)  # c = Z+1: all open
@@ -63,7 +63,9 @@ def truncation_generate(
     seen_mask = jnp.concatenate([before_mask, tail_mask], axis=1)
     positions = positions_from_mask(seen_mask)[:, T:]
     keys = jnp.concatenate([seen_mask, jnp.ones((C * B, max_new_tokens), jnp.int32)], axis=1)
-    rest = model.forward(model.embed(tail_ids), positions, seen_mask, model.new_cache(C * B, F + 1), prefix=before)
+    rest = model.forward(
+        model.embed(tail_ids), positions, seen_mask, model.new_cache(C * B, F + 1), prefix=before, keep_last=1
+    )
     cache = KVCache.concat([before, rest.cache], T + F + 1)
     gen = decode_greedy(
         model, cache, model.unembed(rest.h[:, -1]), positions[:, -1] + 1, keys,

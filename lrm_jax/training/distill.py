@@ -23,9 +23,10 @@ from lrm_jax.model.gpt2 import GPT2, positions_from_mask
 from lrm_jax.model.latent import latent_forward
 
 
-def token_ce(model: GPT2, h_BxTxD, ids_BxT, loss_mask_BxT, start: int):
-    """(CE sum, supervised-token count, correct argmax count) over the loss window [start, T)."""
-    logits = model.unembed(h_BxTxD[:, start:-1])
+def token_ce(model: GPT2, h_BxWxD, ids_BxT, loss_mask_BxT, start: int):
+    """(CE sum, supervised-token count, correct argmax count) over the loss window [start, T),
+    `h_BxWxD` holding the last block's output there (W = T - start columns)."""
+    logits = model.unembed(h_BxWxD[:, :-1])
     targets = ids_BxT[:, start + 1 :]
     weights = loss_mask_BxT[:, start:-1]
     ce = optax.softmax_cross_entropy_with_integer_labels(logits, targets)
@@ -49,9 +50,10 @@ def layer_distance(student_LxBxD, teacher_LxBxD, kind: str, div_std: bool) -> ja
     return per_layer.mean()
 
 
-def _hidden_at(model: GPT2, layers_LxBxTxD, pos_B):
-    """HF's hidden_states at one column per row: the last entry is after ln_f."""
-    picked = jnp.take_along_axis(layers_LxBxTxD, pos_B[None, :, None, None], axis=2)[:, :, 0]
+def _hidden_at(model: GPT2, layers_LxBxWxD, pos_B):
+    """HF's hidden_states at one column per row (of the window `layers` holds): the last entry
+    is after ln_f."""
+    picked = jnp.take_along_axis(layers_LxBxWxD, pos_B[None, :, None, None], axis=2)[:, :, 0]
     return picked.at[-1].set(model.final_norm(picked[-1]))
 
 
@@ -61,14 +63,17 @@ def codi_loss(model: GPT2, batch: dict, layout: Layout, method_cfg, dropout_key=
     B, M, T = ids.shape
     start = layout.n_prefix + layout.n_latent
     keys = (None, None) if dropout_key is None else jax.random.split(dropout_key)
+    # Every column the loss and the distillation read is in the window [start, T)
+    # (lrm_jax/data/codi_layout.py), so the passes keep the last block's outputs there only.
     student = latent_forward(
         model, ids[:, 0], mask[:, 0], n_prefix=layout.n_prefix, n_latent=layout.n_latent, return_layers=True,
-        dropout_key=keys[0],
+        dropout_key=keys[0], h_from=start,
     )
     plain_ids = ids[:, 1:].reshape(B * (M - 1), T)
     plain_mask = mask[:, 1:].reshape(B * (M - 1), T)
     plain = model.forward(
-        model.embed(plain_ids), positions_from_mask(plain_mask), plain_mask, return_layers=True, dropout_key=keys[1]
+        model.embed(plain_ids), positions_from_mask(plain_mask), plain_mask, return_layers=True, dropout_key=keys[1],
+        keep_last=T - start,
     )
 
     ce_s, n_s, hit_s = token_ce(model, student.h, ids[:, 0], loss_mask[:, 0], start)
@@ -78,10 +83,10 @@ def codi_loss(model: GPT2, batch: dict, layout: Layout, method_cfg, dropout_key=
         sel = slice(r, None, M - 1)
         rows.append(token_ce(model, plain.h[sel], plain_ids[sel], plain_loss_mask[sel], start))
     L = plain.layers.shape[0]
-    teacher_layers = plain.layers.reshape(L, B, M - 1, T, -1)[:, :, 0]
+    teacher_layers = plain.layers.reshape(L, B, M - 1, T - start, -1)[:, :, 0]
     kd = layer_distance(
-        _hidden_at(model, student.layers, distill[:, 0]),
-        _hidden_at(model, teacher_layers, distill[:, 1]),
+        _hidden_at(model, student.layers, distill[:, 0] - start),
+        _hidden_at(model, teacher_layers, distill[:, 1] - start),
         method_cfg.distill_loss, method_cfg.distill_div_std,
     )
     w = method_cfg.mode_weights

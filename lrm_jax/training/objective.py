@@ -1,8 +1,9 @@
 """Language-model objective on the static layout, for every method.
 
 The loss lives only in the columns after the thoughts ([P+Z, T), see lrm_jax/data/layout.py),
-so logits are computed there only: with GPT-2's 50k vocabulary the full-sequence logits would
-dominate memory. COCONUT runs the latent loop; CoT, No-CoT and Pause run one plain pass (their
+so logits are computed there only (with GPT-2's 50k vocabulary the full-sequence logits would
+dominate memory), and the last block runs its attention output and MLP there only too (the
+question's last-block outputs feed no loss; `GPT2.forward`'s `keep_last`). COCONUT runs the latent loop; CoT, No-CoT and Pause run one plain pass (their
 thought columns are masked out or hold `<pause>` tokens).
 """
 
@@ -18,11 +19,17 @@ from lrm_jax.model.latent import latent_forward
 
 
 def hidden_states(model: GPT2, ids, mask, method: str, layout: Layout, dropout_key=None) -> jax.Array:
+    """The last block's output over the loss window, columns [P+Z, T)."""
+    start = layout.n_prefix + layout.n_latent
     if method in ("coconut", "multimode"):
         return latent_forward(
-            model, ids, mask, n_prefix=layout.n_prefix, n_latent=layout.n_latent, dropout_key=dropout_key
+            model, ids, mask, n_prefix=layout.n_prefix, n_latent=layout.n_latent, dropout_key=dropout_key,
+            h_from=start,
         ).h
-    return model.forward(model.embed(ids), positions_from_mask(mask), mask, dropout_key=dropout_key).h
+    T = ids.shape[1]
+    return model.forward(
+        model.embed(ids), positions_from_mask(mask), mask, dropout_key=dropout_key, keep_last=T - start
+    ).h
 
 
 def lm_loss(model: GPT2, batch: dict, method: str, layout: Layout, mode_weights=(1.0, 1.0, 1.0), dropout_key=None):
@@ -38,7 +45,7 @@ def lm_loss(model: GPT2, batch: dict, method: str, layout: Layout, mode_weights=
         ids, mask, loss_mask = (x.reshape(B * M, T) for x in (ids, mask, loss_mask))
     start = layout.n_prefix + layout.n_latent
     h = hidden_states(model, ids, mask, method, layout, dropout_key)
-    logits = model.unembed(h[:, start:-1])
+    logits = model.unembed(h[:, :-1])
     targets = ids[:, start + 1 :]
     weights = loss_mask[:, start:-1]
     ce = optax.softmax_cross_entropy_with_integer_labels(logits, targets)
