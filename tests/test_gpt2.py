@@ -203,7 +203,7 @@ def test_rope_model_refuses_export_and_bad_rope_config(variant_model, tmp_path):
 
 
 def test_earlier_slots_skip_masked_slots():
-    from lrm_jax.model.gpt2 import earlier_slots
+    from lrm_jax.model.blocks import earlier_slots
 
     mask = np.array([[0, 0, 1, 1, 0, 1, 1], [1, 1, 1, 1, 1, 1, 1]], np.int32)
     got = earlier_slots(jnp.asarray(mask), 2)
@@ -272,7 +272,7 @@ def test_extra_refuses_export_and_bad_config(variant_model, extra, tmp_path):
 
 
 def test_dropout_rate_and_scale():
-    from lrm_jax.model.gpt2 import Dropout
+    from lrm_jax.model.blocks import Dropout
 
     out = np.asarray(Dropout(0.25, jax.random.key(0))(jnp.ones(40_000), salt=1))
     dropped = out == 0
