@@ -148,7 +148,7 @@ class Attention(nnx.Module):
         self.key_smear = nnx.Param(jnp.zeros((cfg.key_smear, cfg.n_embd))) if cfg.key_smear else None
 
     def __call__(
-        self, x_BxTxD, allowed_BxTxS, layer: int, cache: KVCache | None, prefix: KVCache | None,
+        self, x_BxTxD, allowed_BxTxS, layer: int, cache: KVCache | None, prefixes: tuple[KVCache, ...],
         rope=None, earlier: EarlierSlots | None = None, drop: Dropout | None = None,
         keep_last: int | None = None,
     ):
@@ -164,12 +164,11 @@ class Attention(nnx.Module):
             k_BxSxHxK, v_BxSxHxK = cache.k[layer], cache.v[layer]
         else:
             k_BxSxHxK, v_BxSxHxK = k_BxTxHxK, v_BxTxHxK
-        prefix_k = prefix.k[layer] if prefix is not None else None
         if self.key_smear is not None:
-            # Only the new keys are smeared (from the raw keys of their earlier slots, prefix
+            # Only the new keys are smeared (from the raw keys of their earlier slots, prefixes
             # included); cached keys were smeared when written, so a thought or decoded token
             # costs one row of gathers, not the whole key range again.
-            raw = k_BxSxHxK if prefix is None else jnp.concatenate([prefix.k[layer], k_BxSxHxK], axis=1)
+            raw = jnp.concatenate([p.k[layer] for p in prefixes] + [k_BxSxHxK], axis=1) if prefixes else k_BxSxHxK
             w_NxHxK = self.key_smear[...].reshape(-1, self.n_head, K).astype(raw.dtype)
             smeared_BxTxHxK = add_earlier(k_BxTxHxK, raw, earlier, w_NxHxK)
             if cache is not None:
@@ -177,19 +176,12 @@ class Attention(nnx.Module):
                 k_BxSxHxK = cache.ks[layer]
             else:
                 k_BxSxHxK = smeared_BxTxHxK
-            prefix_k = prefix.ks[layer] if prefix is not None else None
         if keep_last is not None:
             # Every column's key and value is written above; only the kept columns query.
             q_BxTxHxK, allowed_BxTxS, T = q_BxTxHxK[:, -keep_last:], allowed_BxTxS[:, -keep_last:], keep_last
-        # Scores and softmax in fp32 whatever the compute dtype. With a prefix, its keys and
-        # values are used where they are: only the (small) score tensors are concatenated. A
-        # prefix with `kt`/`vt` is read in that (HxKxS) layout (KVCache.for_reading).
-        if prefix is None:
-            key_parts = []
-        elif prefix.kt is not None:
-            key_parts = [(prefix.kt[layer], prefix.vt[layer], "bhks")]
-        else:
-            key_parts = [(prefix_k, prefix.v[layer], "bshk")]
+        # Scores and softmax in fp32 whatever the compute dtype. Prefix keys and values are used
+        # where they are: only the (small) score tensors are concatenated.
+        key_parts = [_key_part(p, layer) for p in prefixes]
         key_parts.append((k_BxSxHxK, v_BxSxHxK, "bshk"))
         scores_BxHxTxS = jnp.concatenate(
             [
@@ -211,6 +203,15 @@ class Attention(nnx.Module):
             )
             offset += n
         return self.c_proj(out_BxTxHxK.reshape(B, T, D)), cache
+
+
+def _key_part(prefix: KVCache, layer: int):
+    """(keys, values, einsum layout) of one read-only prefix cache: the keys attention reads
+    (smeared ones for key_smear models), in the HxKxS layout when the cache was made
+    `for_reading`, as stored (SxHxK) otherwise."""
+    if prefix.kt is not None:
+        return prefix.kt[layer], prefix.vt[layer], "bhks"
+    return (prefix.k if prefix.ks is None else prefix.ks)[layer], prefix.v[layer], "bshk"
 
 
 class MLP(nnx.Module):
@@ -235,13 +236,13 @@ class Block(nnx.Module):
         self.mlp = MLP(cfg, rngs=rngs)
 
     def __call__(
-        self, x, allowed_BxTxS, layer: int, cache: KVCache | None, prefix: KVCache | None, rope=None,
+        self, x, allowed_BxTxS, layer: int, cache: KVCache | None, prefixes: tuple[KVCache, ...], rope=None,
         earlier: EarlierSlots | None = None, drop: Dropout | None = None, keep_last: int | None = None,
     ):
         y = self.ln_1(x)
         if self.token_conv is not None:
-            y, cache = self._convolve(y, layer, cache, prefix, earlier)
-        a, cache = self.attn(y, allowed_BxTxS, layer, cache, prefix, rope, earlier, drop, keep_last)
+            y, cache = self._convolve(y, layer, cache, prefixes, earlier)
+        a, cache = self.attn(y, allowed_BxTxS, layer, cache, prefixes, rope, earlier, drop, keep_last)
         if drop is not None:
             a = drop(a, 3 * layer + 2)
         if keep_last is not None:
@@ -252,10 +253,10 @@ class Block(nnx.Module):
             m = drop(m, 3 * layer + 3)
         return x + m, cache
 
-    def _convolve(self, y_BxTxD, layer, cache, prefix, earlier: EarlierSlots):
+    def _convolve(self, y_BxTxD, layer, cache, prefixes, earlier: EarlierSlots):
         # The inputs are cached before the convolution: a later token's convolution reads them.
         if cache is not None:
             cache = cache.write_inputs(layer, y_BxTxD)
-        parts = ([prefix.x[layer]] if prefix is not None else []) + [cache.x[layer] if cache is not None else y_BxTxD]
+        parts = [p.x[layer] for p in prefixes] + [cache.x[layer] if cache is not None else y_BxTxD]
         source_BxSxD = jnp.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]
         return add_earlier(y_BxTxD, source_BxSxD, earlier, self.token_conv[...].astype(y_BxTxD.dtype)), cache

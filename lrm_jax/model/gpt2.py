@@ -65,7 +65,7 @@ class GPT2(nnx.Module):
         attention_mask_BxS: jax.Array,
         cache: KVCache | None = None,
         *,
-        prefix: KVCache | None = None,
+        prefix: KVCache | tuple[KVCache, ...] | None = None,
         return_layers: bool = False,
         dropout_key: jax.Array | None = None,
         keep_last: int | None = None,
@@ -75,7 +75,9 @@ class GPT2(nnx.Module):
         Without a cache, S == T. With one, the T new tokens are written at slots
         [cache.index, cache.index + T) and attend to every earlier slot allowed by the mask.
         `prefix` is a read-only cache of keys/values that come before all of these slots (its
-        slots are counted first in the mask); a loop can close over it instead of carrying it.
+        slots are counted first in the mask), or a tuple of such caches, read in order; a loop
+        can close over it instead of carrying it. A prefix made `for_reading` is read in the
+        layout attention's products want, so no pass re-transposes it.
         `dropout_key` turns on the model's dropout (training only).
 
         `keep_last=n`: only the last n columns' outputs are wanted (a loss window, the next
@@ -89,9 +91,9 @@ class GPT2(nnx.Module):
             keep_last = None
         if keep_last is not None and not 0 < keep_last <= T:
             raise ValueError(f"keep_last must be in [1, {T}] (the number of new tokens), got {keep_last}")
+        prefixes = () if prefix is None else (prefix,) if isinstance(prefix, KVCache) else tuple(prefix)
         start = 0 if cache is None else cache.index
-        if prefix is not None:
-            start = start + prefix.max_len
+        start = start + sum(p.max_len for p in prefixes)
         query_slot_T = start + jnp.arange(T)
         S = attention_mask_BxS.shape[1]
         causal_TxS = jnp.arange(S)[None, :] <= query_slot_T[:, None]
@@ -113,7 +115,7 @@ class GPT2(nnx.Module):
         last = len(self.h) - 1
         for layer, block in enumerate(self.h):
             x, cache = block(
-                x, allowed_BxTxS, layer, cache, prefix, rope, earlier, drop, keep_last if layer == last else None
+                x, allowed_BxTxS, layer, cache, prefixes, rope, earlier, drop, keep_last if layer == last else None
             )
             if return_layers:
                 layers.append(x)

@@ -115,17 +115,20 @@ def latent_forward(
         (latent_cache, _), (h_ZxBxD, x_ZxBxD, layers_Zx) = jax.lax.scan(
             step, (model.new_cache(B, Z), pre.h[:, -1]), jnp.arange(Z), unroll=model.cfg.latent_unroll
         )
-        before = KVCache.concat([pre.cache, latent_cache], P + Z)
+        before = [pre.cache, latent_cache]
     else:  # no thought slots: nothing to scan (a zero-length scan would still trace a step)
         D = x_BxTxD.shape[-1]
         h_ZxBxD = x_ZxBxD = jnp.zeros((0, B, D), x_BxTxD.dtype)
         layers_Zx = jnp.zeros((0, model.cfg.n_layer + 1, B, D), x_BxTxD.dtype) if return_layers else None
-        before = KVCache.concat([pre.cache], P)
+        before = [pre.cache]
+    # The rest reads the question's keys in the transposed layout already made for the scan, and
+    # the thoughts' few slots as they are: no copy of the whole cache, no transpose per layer.
     rest = model.forward(
         x_BxTxD[:, P + Z :], positions_BxT[:, P + Z :], keys_BxS, model.new_cache(B, T - P - Z),
-        prefix=before, return_layers=return_layers, dropout_key=pass_key(Z + 1), keep_last=rest_keep,
+        prefix=(reading, *before[1:]), return_layers=return_layers, dropout_key=pass_key(Z + 1),
+        keep_last=rest_keep,
     )
-    cache = KVCache.concat([before, rest.cache], T)
+    cache = KVCache.concat([*before, rest.cache], T)
 
     if h_from >= P + Z:
         return LatentOutput(rest.h, x_ZxBxD.transpose(1, 0, 2), rest.layers, cache)
