@@ -1,7 +1,8 @@
 """Two variants of one loss + gradient compiled in one process and timed alternately, step by step.
 
 A noisy host (this project's 2-core CPU varies 10-40% between runs) then slows both variants
-alike, so their ratio holds where two separate runs would not. A variant is the same code under a
+alike, so their ratio holds where two separate runs would not; the order within a round flips
+every round (A B, B A, ...). A variant is the same code under a
 patch (a `contextlib` context manager active while jax traces it); each must trace exactly once
 and the variants' losses must agree, or the script stops.
 """
@@ -53,12 +54,13 @@ def shape_from_args(args):
 
 
 def compiled_loss_grad(graphdef, layout, params, batch, method: str, patch: Callable[[], contextlib.AbstractContextManager],
-                       traces: list, name: str) -> Callable[[], jax.Array]:
-    """`run()` computes the loss and gradient once (data parallel, as the trainer) and returns the loss."""
+                       traces: list, name: str, objective: Callable = lm_loss) -> Callable[[], jax.Array]:
+    """`run()` computes the loss and gradient once (data parallel, as the trainer) and returns the loss.
+    `objective` is `lm_loss` or another version of it (benchmarks.against_commit)."""
 
     def step(p, rows):
         traces.append(name)  # runs only while jax traces
-        loss, grads = jax.value_and_grad(lambda p: lm_loss(nnx.merge(graphdef, p), rows, method, layout)[0])(p)
+        loss, grads = jax.value_and_grad(lambda p: objective(nnx.merge(graphdef, p), rows, method, layout)[0])(p)
         return p, (loss, grads)
 
     jitted, put_params, put_batch = data_parallel(step)
@@ -81,8 +83,12 @@ def time_alternately(runs: dict[str, Callable[[], jax.Array]], steps: int, trace
     if any(abs(v - first) > 1e-5 * abs(first) for v in losses.values()):
         raise SystemExit(f"the variants disagree: losses {losses}")
     times = {name: [] for name in runs}
-    for _ in range(steps):
-        for name, run in runs.items():
+    order = list(runs)
+    for i in range(steps):
+        # A B, then B A: a variant that gains or loses from running right after the other (its
+        # memory still warm, or handed back to the host) does so in both orders.
+        for name in order if i % 2 == 0 else order[::-1]:
+            run = runs[name]
             t = time.perf_counter()
             run()
             times[name].append(time.perf_counter() - t)

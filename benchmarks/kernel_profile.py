@@ -7,7 +7,8 @@ optimizer. For each variant: median forward and forward + backward times, then t
 `jax.profiler` and, from its Perfetto trace, the kernels per step, the device's busy time against
 the span from first kernel start to last kernel end (busy close to span: the device never waits
 for the host, so the step is bound by the kernels themselves, not by launches), and the kernels
-that take the most time. On a CPU the trace has no device streams; the same report then lists
+that take the most time, and how much of the time falls inside while loops (the thought scan,
+forward and backward) against the rest, where the events name their HLO op. On a CPU the trace has no device streams; the same report then lists
 XLA's thunks (the events that name an `hlo_op`, control flow such as `while` left out so that
 nothing is counted twice), and busy time may exceed the span where thunks ran on both cores at
 once. Run it on one CPU device to read one device's program:
@@ -24,6 +25,7 @@ import glob
 import gzip
 import json
 import os
+import re
 import statistics
 import tempfile
 import time
@@ -97,6 +99,33 @@ def report(label: str, kernels: list[dict], top: int) -> None:
         print(f"    {dur / n / 1e3:7.3f} ms {count / n:6.0f}x  {name[:100]}")
 
 
+def while_body_ops(hlo_text: str) -> set[str]:
+    """Names of the instructions inside while-loop bodies (the thought scan, forward and
+    backward) of a compiled module's text."""
+    bodies = set(re.findall(r"body=%([\w.\-]+)", hlo_text))
+    inside, current = set(), None
+    for line in hlo_text.splitlines():
+        header = re.match(r"^(?:ENTRY )?%([\w.\-]+) ", line)
+        if header and line.rstrip().endswith("{"):
+            current = header.group(1)
+            continue
+        op = re.match(r"^\s+(?:ROOT )?%([\w.\-]+) = ", line)
+        if op and current in bodies:
+            inside.add(op.group(1))
+    return inside
+
+
+def report_loops(kernels: list[dict], inside: set[str]) -> None:
+    """Device time inside the while loops against the rest, where events name their HLO op."""
+    named = [e for e in kernels if (e.get("args") or {}).get("hlo_op")]
+    if not named:
+        return
+    loop_us = sum(e.get("dur", 0.0) for e in named if e["args"]["hlo_op"] in inside)
+    rest_us = sum(e.get("dur", 0.0) for e in named) - loop_us
+    n = PROFILED_STEPS
+    print(f"    inside while loops {loop_us / n / 1e3:.2f} ms, elsewhere {rest_us / n / 1e3:.2f} ms per step")
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--size", default="small", choices=sorted(SIZES))
@@ -125,7 +154,9 @@ def main(argv=None):
             with jax.profiler.trace(trace_dir, create_perfetto_trace=True):
                 for _ in range(PROFILED_STEPS):
                     jax.block_until_ready(both(params, batch))
-            report(f"{label}, forward + backward", device_kernels(trace_dir), args.top)
+            kernels = device_kernels(trace_dir)
+            report(f"{label}, forward + backward", kernels, args.top)
+        report_loops(kernels, while_body_ops(both.lower(params, batch).compile().as_text()))
 
 
 if __name__ == "__main__":
