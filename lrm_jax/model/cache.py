@@ -12,7 +12,8 @@ smeared in `ks` (what attention reads), so a token's smear is computed once, whe
 Every field holds one array per layer (a tuple), not one array stacked over layers: a pass reads
 and writes a layer's slots without slicing a stacked buffer, so its backward pass adds each
 layer's gradient where it belongs instead of padding it to the whole stack (on the CPU that
-padding cost more than the thought loop's attention: BENCHMARKS.md, session 27).
+padding took 64 ms of a 1.2 s COCONUT loss + gradient inside the thought scan alone:
+BENCHMARKS.md, session 27).
 
 A cache that a loop reads as a fixed prefix (the thought scan reads the question's cache at every
 step) can also hold the keys attention reads and the values transposed to BxHxKxS (`kt`, `vt`,
