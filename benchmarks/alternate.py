@@ -21,7 +21,7 @@ from flax import nnx
 from benchmarks.parallel import data_parallel
 from benchmarks.train_step import SIZES, synthetic_batch
 from lrm_jax.config import ModelConfig
-from lrm_jax.host_devices import huge_pages_active
+from lrm_jax.host_devices import malloc_summary
 from lrm_jax.model.gpt2 import init_model
 from lrm_jax.training.objective import lm_loss
 
@@ -47,8 +47,8 @@ def shape_from_args(args):
     cfg = ModelConfig(vocab_size=vocab, n_positions=layout.length + 8, n_embd=n_embd, n_layer=n_layer, n_head=n_head,
                       key_smear=key_smear)
     graphdef, params = nnx.split(init_model(cfg, 0), nnx.Param)
-    about = (f"{jax.device_count()} {jax.default_backend()} device(s), glibc huge pages "
-             f"{'on' if huge_pages_active() else 'off'}; size {size}: L={n_layer} d={n_embd} key_smear={key_smear}, "
+    about = (f"{jax.device_count()} {jax.default_backend()} device(s), "
+             f"{malloc_summary()}; size {size}: L={n_layer} d={n_embd} key_smear={key_smear}, "
              f"B x T = {B} x {layout.length}, {layout.n_latent} thoughts, {args.steps} alternating steps each")
     return graphdef, params, layout, batch, about
 

@@ -19,7 +19,7 @@ import platform
 import tempfile
 import time
 
-from lrm_jax.host_devices import huge_pages_active, prepare_cpu_host
+from lrm_jax.host_devices import malloc_summary, prepare_cpu_host
 
 prepare_cpu_host()  # as the trainer's entry points do
 
@@ -59,7 +59,7 @@ def main(argv=None):
         rows[name] = sec
         print(f"{name}: {sec:.4g} s/step ({per_epoch} steps per epoch, {compiles} compiles)", flush=True)
     print(f"machine: {platform.processor() or platform.machine()}, {jax.device_count()} {jax.default_backend()} "
-          f"device(s), glibc huge pages {'on' if huge_pages_active() else 'off'}, jax {jax.__version__}; {args.config}, method {cfg.method.name}, batch {cfg.train.batch_size}, "
+          f"device(s), {malloc_summary()}, jax {jax.__version__}; {args.config}, method {cfg.method.name}, batch {cfg.train.batch_size}, "
           f"micro_batches {cfg.train.micro_batches}, {args.records} records")
     print("| padding | s/step | steps per minute |")
     print("|---|---|---|")

@@ -24,7 +24,7 @@ import os
 import platform
 from typing import NamedTuple
 
-from lrm_jax.host_devices import huge_pages_active, prepare_cpu_host
+from lrm_jax.host_devices import malloc_summary, prepare_cpu_host
 
 prepare_cpu_host()  # as the trainer does; XLA_FLAGS=--xla_force_host_platform_device_count=1 for one device
 # On a GPU torch shares the device with us in this process: JAX must not take 75% of it up front.
@@ -203,8 +203,8 @@ def main(argv=None):
     tokens = int(batch["mask"].sum())
     L, D, H, V, B = dims
     print(f"machine: {platform.processor() or platform.machine()}, jax {jax.__version__}, {jax.device_count()} "
-          f"{jax.default_backend()} device(s) ({jax.devices()[0].device_kind}), glibc huge pages "
-          f"{'on' if huge_pages_active() else 'off'}; "
+          f"{jax.default_backend()} device(s) ({jax.devices()[0].device_kind}), "
+          f"{malloc_summary()}; "
           f"L={L} d={D} H={H} V={V} params={n_params:,}; B={B}, {Z} thoughts; {tokens} real tokens per step")
     print("| variant | s/step | real tokens/s |\n|---|---|---|")
     for name, sec in rows.items():

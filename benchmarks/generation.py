@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 
-from lrm_jax.host_devices import huge_pages_active, prepare_cpu_host
+from lrm_jax.host_devices import malloc_summary, prepare_cpu_host
 
 prepare_cpu_host()  # as the trainer does
 
@@ -50,7 +50,7 @@ def main(argv=None):
         f"generate (prompt {T})": lambda: generate(model, ids, mask, max_new_tokens=N, eos_id=never, pad_id=0).tokens,
         f"latent_generate (prompt {P} + {N_LATENT} thoughts + end marker)": lambda: latent(model),
     }
-    print(f"{jax.default_backend()}, glibc huge pages {'on' if huge_pages_active() else 'off'}; B={B}, {N} new tokens")
+    print(f"{jax.default_backend()}, {malloc_summary()}; B={B}, {N} new tokens")
     print("| variant | ms per call |\n|---|---|")
     for name, call in variants.items():
         sec = median_step_seconds(lambda: call().block_until_ready(), args.runs)

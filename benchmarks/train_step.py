@@ -27,7 +27,7 @@ import os
 import platform
 import time
 
-from lrm_jax.host_devices import huge_pages_active, prepare_cpu_host
+from lrm_jax.host_devices import malloc_summary, prepare_cpu_host
 
 prepare_cpu_host()  # as the trainer does; XLA_FLAGS=--xla_force_host_platform_device_count=1 for one device
 # On a GPU torch shares the device with us in this process: JAX must not take 75% of it up front.
@@ -191,7 +191,7 @@ def main(argv=None):
             print(f"torch n+1-pass coconut, reference feedback: {sec:.4g} s/step", flush=True)
     tokens = B * T
     print(f"machine: {platform.processor() or platform.machine()}, {jax.device_count()} {jax.default_backend()} "
-          f"device(s) ({jax.devices()[0].device_kind}), glibc huge pages {'on' if huge_pages_active() else 'off'}, "
+          f"device(s) ({jax.devices()[0].device_kind}), {malloc_summary()}, "
           f"jax {jax.__version__}; size {args.size}: L={n_layer} d={n_embd} H={n_head} V={vocab} "
           f"key_smear={args.key_smear} params={n_params:,}; B x T = {B} x {T}; matmul peak {peak / 1e9:.0f} GFLOP/s")
     print("| variant | s/step | tokens/s (all positions) | MFU |")
