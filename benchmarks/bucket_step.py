@@ -1,7 +1,7 @@
 """Training steps with question-width buckets against one padded width (issue #3: a faster step
 buys more steps per CPU minute).
 
-    python -m benchmarks.bucket_step [--config configs/prosqa_cpu_cot.yaml] [--records 3200]
+    python -m benchmarks.bucket_step [--config configs/prosqa_cpu_cot.yaml] [--records 3200] [--set KEY=VALUE ...]
 
 Runs the trainer twice on the same generated records for two epochs: with the config's
 `data.question_buckets`, and with them removed, so that every batch is padded to
@@ -43,10 +43,12 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--config", default="configs/prosqa_cpu_cot.yaml")
     p.add_argument("--records", type=int, default=3200, help="training records generated (one epoch)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="config override, as the trainer's --set (applied last)")
     args = p.parse_args(argv)
     cfg = load(RunConfig, args.config, [
         f"data.n_train={args.records}", "train.num_epochs=2", "train.time_limit_minutes=0", "train.eval_limit=8",
-        "train.checkpoint_every_steps=100000", "train.init_from=",
+        "train.checkpoint_every_steps=100000", "train.init_from=", *args.overrides,
     ])
     if not cfg.data.question_buckets:
         raise SystemExit(f"{args.config} sets no data.question_buckets: nothing to compare")
