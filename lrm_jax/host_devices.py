@@ -113,6 +113,35 @@ def find_jemalloc() -> str | None:
     return None
 
 
+def jemalloc_environment() -> dict[str, str] | None:
+    """This environment with jemalloc preloaded ahead of any preload of the user's, and tuned
+    (module docstring), for a process to start with; None where jemalloc is switched off or not
+    found. The started process calls `take_back_preload` first thing."""
+    jemalloc = None if os.environ.get("LRM_NO_JEMALLOC") else find_jemalloc()
+    if jemalloc is None:
+        return None
+    huge = not os.environ.get("LRM_NO_HUGE_PAGES") and _huge_pages_possible()
+    preload = os.environ.get("LD_PRELOAD", "")
+    conf = os.environ.get("MALLOC_CONF") or ",".join([JEMALLOC_CONF] + [JEMALLOC_HUGE] * huge)
+    return dict(os.environ, LD_PRELOAD=":".join(p for p in (jemalloc, preload) if p), MALLOC_CONF=conf,
+                **{_RESTARTED: jemalloc})
+
+
+def take_back_preload() -> bool:
+    """In a process started with `jemalloc_environment` (or the glibc restart): takes our library
+    back out of LD_PRELOAD, so the programs it starts get the user's. True in such a process."""
+    if _RESTARTED not in os.environ:
+        return False
+    preloaded = os.environ.pop(_RESTARTED)
+    rest = [p for p in os.environ.get("LD_PRELOAD", "").split(":") if p]
+    if preloaded and rest and rest[0] == preloaded:
+        if rest[1:]:
+            os.environ["LD_PRELOAD"] = ":".join(rest[1:])
+        else:
+            del os.environ["LD_PRELOAD"]
+    return True
+
+
 def restart_environment() -> dict[str, str] | None:
     """The environment to restart this process with, or None when it should not restart."""
     if (
@@ -124,15 +153,11 @@ def restart_environment() -> dict[str, str] | None:
         or malloc_library() is not None
     ):
         return None
-    huge = not os.environ.get("LRM_NO_HUGE_PAGES") and _huge_pages_possible()
-    jemalloc = None if os.environ.get("LRM_NO_JEMALLOC") else find_jemalloc()
-    if jemalloc is not None:
-        preload = os.environ.get("LD_PRELOAD", "")
-        conf = os.environ.get("MALLOC_CONF") or ",".join([JEMALLOC_CONF] + [JEMALLOC_HUGE] * huge)
-        return dict(os.environ, LD_PRELOAD=":".join(p for p in (jemalloc, preload) if p), MALLOC_CONF=conf,
-                    **{_RESTARTED: jemalloc})
+    env = jemalloc_environment()
+    if env is not None:
+        return env
     tunables = os.environ.get("GLIBC_TUNABLES", "")
-    if not huge or not _glibc() or _TUNABLE in tunables:
+    if os.environ.get("LRM_NO_HUGE_PAGES") or not _huge_pages_possible() or not _glibc() or _TUNABLE in tunables:
         return None
     return dict(os.environ, GLIBC_TUNABLES=":".join(t for t in (tunables, f"{_TUNABLE}=1") if t),
                 **{_RESTARTED: ""})
@@ -145,15 +170,7 @@ def tune_malloc() -> None:
     if _tuned:
         return
     _tuned = True
-    if _RESTARTED in os.environ:
-        preloaded = os.environ.pop(_RESTARTED)
-        rest = [p for p in os.environ.get("LD_PRELOAD", "").split(":") if p]
-        if preloaded and rest and rest[0] == preloaded:
-            rest = rest[1:]
-            if rest:
-                os.environ["LD_PRELOAD"] = ":".join(rest)
-            else:
-                del os.environ["LD_PRELOAD"]
+    if take_back_preload():
         return
     env = restart_environment()
     if env is None:

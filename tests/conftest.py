@@ -4,7 +4,7 @@
 Under xdist (`-n 2`, the README's command) the workers start with jemalloc preloaded where it is
 installed, as the entry points do (lrm_jax/host_devices.py): XLA's compiles, which dominate the
 suite, ran 12% faster with it here (BENCHMARKS.md, session 28). Each worker takes the preload back
-out of its environment at once, so the programs tests start see the environment the user gave.
+out of LD_PRELOAD at once, so the programs tests start see the user's.
 `LRM_NO_JEMALLOC=1` turns it off."""
 
 import os
@@ -16,28 +16,18 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
-_WORKER_PRELOAD = "LRM_TEST_WORKER_PRELOAD"
-if _WORKER_PRELOAD in os.environ:  # an xdist worker that the hook below started
-    if os.environ.get("LD_PRELOAD") == os.environ[_WORKER_PRELOAD]:
-        del os.environ["LD_PRELOAD"]
-        if os.environ.pop("LRM_TEST_WORKER_CONF", None):
-            os.environ.pop("MALLOC_CONF", None)
-    del os.environ[_WORKER_PRELOAD]
+from lrm_jax import host_devices  # noqa: E402  (imports no jax)
+
+host_devices.take_back_preload()  # in an xdist worker that the hook below started
 
 
 def pytest_configure(config):
-    if ("PYTEST_XDIST_WORKER" in os.environ or not config.getoption("numprocesses", None)
-            or os.environ.get("LD_PRELOAD") or os.environ.get("LRM_NO_JEMALLOC")):
+    if "PYTEST_XDIST_WORKER" in os.environ or not config.getoption("numprocesses", None) or host_devices.malloc_library():
         return
-    from lrm_jax.host_devices import JEMALLOC_CONF, JEMALLOC_HUGE, find_jemalloc
+    env = host_devices.jemalloc_environment()
+    if env is not None:
+        os.environ.update(env)  # the workers, started after this hook, inherit it
 
-    lib = find_jemalloc()
-    if lib is None:
-        return
-    # Workers are started after this hook and inherit the environment.
-    os.environ.update(LD_PRELOAD=lib, **{_WORKER_PRELOAD: lib})
-    if "MALLOC_CONF" not in os.environ:
-        os.environ.update(MALLOC_CONF=f"{JEMALLOC_CONF},{JEMALLOC_HUGE}", LRM_TEST_WORKER_CONF="1")
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("LRM_SHARED_DATA", REPO.parent / "shared" / "data"))

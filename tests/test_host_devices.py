@@ -121,4 +121,4 @@ def test_xdist_workers_run_on_jemalloc_and_pass_a_clean_environment_on():
     if "PYTEST_XDIST_WORKER" not in os.environ or os.environ.get("LRM_NO_JEMALLOC") or "LD_PRELOAD" in os.environ:
         pytest.skip("only under xdist (-n), with no preload or opt-out of the user's (tests/conftest.py)")
     assert host_devices.malloc_library() is not None
-    assert "LRM_TEST_WORKER_PRELOAD" not in os.environ
+    assert "LRM_MALLOC_RESTARTED" not in os.environ
